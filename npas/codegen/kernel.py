@@ -1,0 +1,34 @@
+"""The contract between kernel lowerings and the graph executor emitter.
+
+A lowering turns one IR Layer into a LayerKernel: C++ sources (content-addressed, one
+translation unit per distinct kernel), the extern "C" entry to call, the constants it wants
+packed into weights.bin (in the order it reads them from LayerArgs::w), and its scratch need.
+The emitter never looks inside a kernel; a kernel never sees another layer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class LayerKernel:
+    kernel: str  # parseable kernel name, e.g. npas_f32_conv3x3_relu_dense_6x16__avx2
+    entry: str  # extern "C" symbol, unique per source text
+    sources: dict[str, str]  # file name -> text; names are content hashes
+    weights: tuple[np.ndarray, ...] = field(default=(), compare=False)  # packed, float32
+    scratch_bytes_per_thread: int = 0
+    macs: int = 0  # multiply-accumulates of the layer (for instructions/MAC, GFLOP/s)
+    inputs: tuple[str, ...] = ()  # activation Value names the kernel reads (LayerArgs::in)
+    isa: str = "scalar"  # scalar | avx2 | avx512 | neon | opencl
+
+
+def content_hash(*parts: str | bytes) -> str:
+    h = hashlib.sha256()
+    for part in parts:
+        h.update(part.encode() if isinstance(part, str) else part)
+        h.update(b"\0")
+    return h.hexdigest()[:16]
