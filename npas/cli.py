@@ -305,7 +305,9 @@ def cmd_zoo(args: argparse.Namespace) -> int:
         for name in zoo.list_models():
             print(f"{name:<20} {zoo.describe(name)}")
         return 0
-    path = zoo.export(args.name, Path(args.output), opset=args.opset, seed=args.seed)
+    path = zoo.export(
+        args.name, Path(args.output), opset=args.opset, seed=args.seed, input_size=args.input_size
+    )
     print(f"exported {args.name} -> {path}")
     return 0
 
@@ -369,6 +371,7 @@ def build_parser() -> argparse.ArgumentParser:
     ze.add_argument("-o", "--output", required=True)
     ze.add_argument("--opset", type=int, default=17)
     ze.add_argument("--seed", type=int, default=0)
+    ze.add_argument("--input-size", type=int, help="square input side (default: the model's)")
     z.set_defaults(fn=cmd_zoo)
     return p
 

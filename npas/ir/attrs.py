@@ -67,10 +67,14 @@ class SplitAttrs:
 
 @dataclass(frozen=True)
 class SliceAttrs:
-    """Per-dimension starts/steps, already clamped and normalised to the input's rank."""
+    """Per-dimension starts/steps, already clamped and normalised to the input's rank.
+
+    `ends` (exclusive, clamped; -1 means "through index 0" for a negative step) makes the
+    output shape derivable from the attrs alone; () means "take it from the output Value"."""
 
     starts: tuple[int, ...]
     steps: tuple[int, ...]
+    ends: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
