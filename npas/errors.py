@@ -18,7 +18,7 @@ class UnsupportedOpError(ModelError):
         if detail:
             msg += f": {detail}"
         else:
-            msg += "; npas cannot compile it. Supported operators: `npasc inspect --ops`."
+            msg += "; npas cannot compile it (npas.frontend.supported_ops() lists what it can)"
         super().__init__(msg)
 
 

@@ -32,7 +32,7 @@ SUPPORTED = [
     "log", "matmul", "max", "maxpool", "min", "mul", "neg", "pow", "prelu", "reciprocal",
     "reduce_max", "reduce_mean", "reduce_sum", "relu", "reshape", "resize", "sigmoid", "slice",
     "softmax", "split", "sqrt", "squeeze", "sub", "tanh", "transpose", "unsqueeze",
-    "constant_pad", "edge_pad", "reflect_pad", "upsample",
+    "constant_pad", "edge_pad", "reflect_pad",
 ]  # fmt: skip
 
 # ---- excluded on purpose, with the reason ----
@@ -58,6 +58,11 @@ EXCLUDED: dict[str, str] = {
         "empty reductions produce no float work"
     ),
     r"^test_pow_types": "mixed-type Pow",
+    r"^test_identity_(sequence|opt)|^test_split_to_sequence": "sequence/optional types",
+    r"^test_resize_downsample_scales_linear_align_corners$": (
+        "the reference output uses a fractional output width; ONNX Runtime and npas use "
+        "the integer one (npas's contract is to match ONNX Runtime)"
+    ),
     r"^test_.*_training_mode|^test_batchnorm_.*training": "training-mode BatchNormalization",
     r"^test_dropout_.*(mask|training)": "training-mode Dropout",
 }
