@@ -1,0 +1,19 @@
+"""Running compiled models: CompiledModel, load(), and (later) device runners."""
+
+from __future__ import annotations
+
+from typing import Any
+
+_EXPORTS = {"BenchmarkResult", "CompiledModel", "TensorSpec", "load"}
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy: `import npas.runtime` must not load numpy-heavy code or the native module.
+    if name in _EXPORTS:
+        from npas.runtime import compiled
+
+        return getattr(compiled, name)
+    raise AttributeError(f"module 'npas.runtime' has no attribute {name!r}")
+
+
+__all__ = sorted(_EXPORTS)

@@ -1,0 +1,180 @@
+"""Micro-benchmark: npas host conv kernels vs the same single Conv in ONNX Runtime.
+
+    PYTHONPATH=. .venv/bin/python tests/host/bench_kernels.py [--threads 1 2] [--repeat 50]
+        [--filter SUBSTRING] [--isa avx2]
+
+For representative ResNet-50 and MobileNetV2 layers it builds the npas kernel (through
+lower_layer, the same path a compiled model takes) and a one-node ONNX model, times both in
+this process with runs interleaved, and prints GFLOP/s (2 * MACs / median time) and the ratio
+npas / ORT. Not a test: speed is reported, never asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import kernel_harness as H  # noqa: E402
+
+from npas.codegen.lower import lower_layer  # noqa: E402
+from npas.codegen.target import get_target  # noqa: E402
+from npas.ir.attrs import Activation, Conv2dAttrs, Epilogue  # noqa: E402
+from npas.ir.ops import Op  # noqa: E402
+
+
+@dataclass(frozen=True)
+class ConvCase:
+    name: str
+    c: int
+    hw: int
+    f: int
+    k: int
+    stride: int = 1
+    groups: int = 1
+    relu: bool = False
+
+    @property
+    def pad(self) -> int:
+        return self.k // 2
+
+    @property
+    def out_hw(self) -> int:
+        return (self.hw + 2 * self.pad - self.k) // self.stride + 1
+
+    @property
+    def macs(self) -> int:
+        return self.f * self.out_hw**2 * (self.c // self.groups) * self.k * self.k
+
+
+CASES = [
+    ConvCase("r50 1x1 256->64 @56", 256, 56, 64, 1),
+    ConvCase("r50 3x3 64->64 @56", 64, 56, 64, 3),
+    ConvCase("r50 1x1 64->256 @56", 64, 56, 256, 1),
+    ConvCase("r50 3x3 128 s2 @56->28", 128, 56, 128, 3, 2),
+    ConvCase("r50 3x3 128 @28", 128, 28, 128, 3),
+    ConvCase("r50 1x1 512->128 @28", 512, 28, 128, 1),
+    ConvCase("r50 3x3 256 @14", 256, 14, 256, 3),
+    ConvCase("r50 1x1 1024->256 @14", 1024, 14, 256, 1),
+    ConvCase("r50 3x3 512 @7", 512, 7, 512, 3),
+    ConvCase("r50 1x1 512->2048 @7", 512, 7, 2048, 1),
+    ConvCase("r50 7x7 s2 3->64 @224", 3, 224, 64, 7, 2),
+    ConvCase("mbv2 1x1 24->144 @56", 24, 56, 144, 1),
+    ConvCase("mbv2 dw3x3 144 @56", 144, 56, 144, 3, 1, 144),
+    ConvCase("mbv2 dw3x3 144 s2 @56", 144, 56, 144, 3, 2, 144),
+    ConvCase("mbv2 1x1 144->24 @56", 144, 56, 24, 1),
+    ConvCase("mbv2 1x1 96->576 @14", 96, 14, 576, 1),
+    ConvCase("mbv2 dw3x3 576 @14", 576, 14, 576, 3, 1, 576),
+    ConvCase("mbv2 1x1 576->96 @14", 576, 14, 96, 1),
+    ConvCase("mbv2 3x3 s2 3->32 @224", 3, 224, 32, 3, 2),
+]
+
+
+def _ort_session(case: ConvCase, threads: int):
+    import onnx
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    w = rng.standard_normal((case.f, case.c // case.groups, case.k, case.k)).astype(np.float32)
+    b = rng.standard_normal(case.f).astype(np.float32)
+    node = helper.make_node(
+        "Conv", ["x", "w", "b"], ["y"], kernel_shape=[case.k] * 2, strides=[case.stride] * 2,
+        pads=[case.pad] * 4, group=case.groups,
+    )  # fmt: skip
+    graph = helper.make_graph(
+        [node], "conv",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, case.c, case.hw, case.hw])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        [numpy_helper.from_array(w, "w"), numpy_helper.from_array(b, "b")],
+    )  # fmt: skip
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    sess = ort.InferenceSession(
+        model.SerializeToString(), opts, providers=["CPUExecutionProvider"]
+    )
+    return sess, w, b
+
+
+def _npas_runner(case: ConvCase, w: np.ndarray, b: np.ndarray, threads: int) -> H.Runner:
+    oh = case.out_hw
+    layer, graph = H.one_layer_graph(
+        Op.CONV2D,
+        [("x", (1, case.c, case.hw, case.hw)), ("w", w), ("b", b)],
+        [("y", (1, case.f, oh, oh))],
+        Conv2dAttrs((case.k, case.k), (case.stride,) * 2, (case.pad,) * 4, (1, 1), case.groups),
+        Epilogue(act=Activation(Op.RELU) if case.relu else None),
+    )
+    kernel = lower_layer(layer, graph, get_target("host"))
+    x = np.random.default_rng(1).standard_normal((1, case.c, case.hw, case.hw))
+    return H.Runner(kernel, [x.astype(np.float32)], [(1, case.f, oh, oh)], threads)
+
+
+def _median_time(fn, repeat: int, min_seconds: float = 0.2) -> float:
+    fn()
+    t0 = time.perf_counter()
+    fn()
+    once = max(time.perf_counter() - t0, 1e-6)
+    inner = max(1, int(min_seconds / repeat / once))
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        for _ in range(inner):
+            fn()
+        times.append((time.perf_counter() - t0) / inner)
+    return float(np.median(times))
+
+
+def bench(case: ConvCase, threads: int, repeat: int) -> tuple[str, float, float]:
+    sess, w, b = _ort_session(case, threads)
+    runner = _npas_runner(case, w, b, threads)
+    x = runner.ins[0].reshape(1, case.c, case.hw, case.hw)
+    (y_ort,) = sess.run(None, {"x": x})
+    (y_npas,) = runner()
+    err = float(np.abs(y_ort - y_npas).max() / (np.abs(y_ort).max() + 1e-6))
+    if err > 1e-4:
+        raise AssertionError(f"{case.name}: npas differs from ORT (rel err {err:.2e})")
+    # Interleave: alternate short timing rounds so drift hits both sides alike.
+    t_ort, t_npas = [], []
+    for _ in range(3):
+        t_ort.append(_median_time(lambda: sess.run(None, {"x": x}), repeat // 3 + 1))
+        t_npas.append(_median_time(runner, repeat // 3 + 1))
+    return runner.kernel.kernel, float(np.median(t_npas)), float(np.median(t_ort))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--repeat", type=int, default=30)
+    ap.add_argument("--filter", default="")
+    ap.add_argument("--isa", default="", help="force NPAS_ISA for the npas side")
+    args = ap.parse_args()
+    if args.isa:
+        os.environ["NPAS_ISA"] = args.isa
+    cases = [c for c in CASES if args.filter in c.name]
+    H.prebuild(
+        _npas_runner(c, *_ort_session(c, 1)[1:], 1).kernel for c in cases
+    )
+    print(f"{'layer':26} {'thr':>3} {'npas GF/s':>9} {'ORT GF/s':>9} {'ratio':>6}  kernel")
+    for threads in args.threads:
+        for case in cases:
+            kernel, t_npas, t_ort = bench(case, threads, args.repeat)
+            gf = 2 * case.macs / 1e9
+            print(
+                f"{case.name:26} {threads:>3} {gf / t_npas:9.1f} {gf / t_ort:9.1f} "
+                f"{t_ort / t_npas:6.2f}  {kernel}",
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    main()

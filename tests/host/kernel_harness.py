@@ -1,0 +1,368 @@
+"""Run one LayerKernel on numpy arrays, without the graph emitter.
+
+build(kernel) compiles the kernel's sources with the Target's flags into an object, links it
+with runtime/src/threadpool.cpp and a tiny generated extern "C" shim (which fills LayerArgs from
+raw pointers) into a shared library, and caches everything by content hash under
+$NPAS_TEST_KERNEL_CACHE (default /tmp/npas-kernel-cache-<uid>), so a second test run compiles
+nothing. prebuild(kernels) compiles many in parallel. run(kernel, inputs, out_shapes) calls it.
+
+Also: tiny graph builders for single-layer tests (one_layer_graph).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from npas.codegen.kernel import LayerKernel
+from npas.codegen.lower import lower_layer
+from npas.codegen.naming import parse_kernel_name
+from npas.codegen.target import AVX2, AVX512, SCALAR, Isa, Target, host_isa
+from npas.ir.attrs import Epilogue, NoAttrs
+from npas.ir.graph import Graph, Layer, Value
+from npas.ir.ops import Op
+
+REPO = Path(__file__).resolve().parents[2]
+INCLUDE = REPO / "runtime" / "include"
+THREADPOOL_SRC = REPO / "runtime" / "src" / "threadpool.cpp"
+CACHE = Path(
+    os.environ.get("NPAS_TEST_KERNEL_CACHE", f"{tempfile.gettempdir()}/npas-kernel-cache-{os.getuid()}")
+)
+
+# Compile times of kernel TUs built by this process (entry -> seconds), for reports.
+COMPILE_SECONDS: dict[str, float] = {}
+
+_SHIM = """\
+#include <cstddef>
+#include "npas/kernel_abi.h"
+#include "npas/threadpool.h"
+
+extern "C" void {entry}(const npas::LayerArgs*);
+
+extern "C" void* npas_harness_pool_new(int threads) {{ return new npas::ThreadPool(threads); }}
+extern "C" void npas_harness_pool_free(void* pool) {{
+  delete static_cast<npas::ThreadPool*>(pool);
+}}
+extern "C" void npas_harness_run(void* pool, const float** in, int nin, float** out, int nout,
+                                 const float** w, int nw, float* scratch, std::size_t bytes) {{
+  npas::LayerArgs args{{}};
+  for (int i = 0; i < nin; ++i) args.in[i] = in[i];
+  for (int i = 0; i < nout; ++i) args.out[i] = out[i];
+  for (int i = 0; i < nw; ++i) args.w[i] = w[i];
+  args.scratch = scratch;
+  args.scratch_bytes_per_thread = bytes;
+  args.pool = static_cast<npas::ThreadPool*>(pool);
+  {entry}(&args);
+}}
+"""
+
+
+ISAS = {i.name: i for i in (SCALAR, AVX2, AVX512)}
+
+
+def best_isa() -> Isa:
+    """The best ISA of this CPU, whatever NPAS_ISA says (host_isa caches its first answer)."""
+    saved = os.environ.pop("NPAS_ISA", None)
+    try:
+        return host_isa.__wrapped__()
+    finally:
+        if saved is not None:
+            os.environ["NPAS_ISA"] = saved
+
+
+def target_for(isa: str) -> Target:
+    """The host Target a kernel of ISA `isa` is built with (so AVX2 kernels are compiled
+    without AVX-512 and references with no SIMD flags at all)."""
+    return Target("host", ISAS[isa])
+
+
+def vector_isas() -> list[str]:
+    """The vector ISAs this machine can run, best first."""
+    order = ["avx512", "avx2"]
+    best = best_isa().name
+    return order[order.index(best) :] if best in order else []
+
+
+def lower(layer: Layer, graph: Graph, isa: str) -> LayerKernel:
+    """lower_layer for the host target with NPAS_ISA=isa (the user's knob, read at use time)."""
+    saved = os.environ.get("NPAS_ISA")
+    os.environ["NPAS_ISA"] = isa
+    try:
+        kernel = lower_layer(layer, graph, Target("host", best_isa()))
+    finally:
+        if saved is None:
+            os.environ.pop("NPAS_ISA", None)
+        else:
+            os.environ["NPAS_ISA"] = saved
+    assert kernel is not None
+    return kernel
+
+
+def expect_kernel(kernel: LayerKernel, isa: str, family: str | None = None) -> dict:
+    """Assert the intended variant was selected: the vector kernel of `isa` (not a silent
+    scalar fallback), or the scalar reference when isa == 'scalar'."""
+    info = parse_kernel_name(kernel.kernel)
+    if isa == "scalar":
+        assert (info["scheme"], info["isa"]) == ("ref", "scalar"), kernel.kernel
+    else:
+        assert (info["scheme"], info["isa"]) == ("dense", isa), kernel.kernel
+    if family is not None:
+        assert info["family"] == family, kernel.kernel
+    return info
+
+
+def flags(target: Target | str | None = None) -> list[str]:
+    if target is None:
+        target = Target("host", best_isa())
+    elif isinstance(target, str):
+        target = target_for(target)
+    return [*target.cxxflags, *target.isa.cflags, f"-I{INCLUDE}"]
+
+
+def _headers_digest() -> str:
+    h = hashlib.sha256()
+    for path in sorted((INCLUDE / "npas").glob("*.h")):
+        h.update(path.read_bytes())
+    h.update(THREADPOOL_SRC.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def _compile(args: list[str], out: Path) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    proc = subprocess.run([*args, "-o", str(tmp)], capture_output=True, text=True)
+    if proc.returncode != 0:
+        tmp.unlink(missing_ok=True)
+        raise RuntimeError(f"compile failed: {' '.join(args)}\n{proc.stderr[-6000:]}")
+    os.replace(tmp, out)
+
+
+def _threadpool_obj(fl: list[str]) -> Path:
+    key = hashlib.sha256(("\0".join(fl) + _headers_digest()).encode()).hexdigest()[:16]
+    obj = CACHE / f"threadpool-{key}.o"
+    if not obj.exists():
+        _compile(["g++", *fl, "-c", str(THREADPOOL_SRC)], obj)
+    return obj
+
+
+def library_path(kernel: LayerKernel, target: Target | None = None) -> Path:
+    fl = flags(target or kernel.isa)
+    h = hashlib.sha256()
+    for name, text in sorted(kernel.sources.items()):
+        h.update(name.encode() + b"\0" + text.encode() + b"\0")
+    h.update("\0".join(fl).encode() + _headers_digest().encode())
+    return CACHE / f"{kernel.entry}-{h.hexdigest()[:12]}.so"
+
+
+def build(kernel: LayerKernel, target: Target | None = None) -> Path:
+    """Compile and link `kernel` (cached); returns the shared library path."""
+    lib = library_path(kernel, target)
+    if lib.exists():
+        return lib
+    fl = flags(target or kernel.isa)
+    work = lib.with_suffix(".d")
+    work.mkdir(parents=True, exist_ok=True)
+    objs = []
+    for name, text in kernel.sources.items():
+        src = work / name
+        src.write_text(text)
+        obj = src.with_suffix(".o")
+        t0 = time.perf_counter()
+        _compile(["g++", *fl, "-c", str(src)], obj)
+        COMPILE_SECONDS[kernel.entry] = time.perf_counter() - t0
+        objs.append(obj)
+    shim = work / "shim.cpp"
+    shim.write_text(_SHIM.format(entry=kernel.entry))
+    _compile(
+        ["g++", *fl, "-shared", str(shim), *map(str, objs), str(_threadpool_obj(fl)), "-lpthread"],
+        lib,
+    )
+    return lib
+
+
+def prebuild(kernels: Iterable[LayerKernel | None], jobs: int | None = None) -> None:
+    """Build many kernels in parallel (the compile of each TU is single-threaded)."""
+    todo = {k.entry: k for k in kernels if k is not None}
+    todo = {e: k for e, k in todo.items() if not library_path(k).exists()}
+    if not todo:
+        return
+    with ThreadPoolExecutor(jobs or os.cpu_count() or 1) as ex:
+        list(ex.map(build, todo.values()))
+
+
+# ---- running ----
+
+_LIBS: dict[Path, ctypes.CDLL] = {}
+_POOLS: dict[tuple[Path, int], int] = {}
+
+
+def _lib(kernel: LayerKernel) -> ctypes.CDLL:
+    path = build(kernel)
+    if path not in _LIBS:
+        lib = ctypes.CDLL(str(path))
+        lib.npas_harness_pool_new.restype = ctypes.c_void_p
+        lib.npas_harness_pool_new.argtypes = [ctypes.c_int]
+        lib.npas_harness_pool_free.argtypes = [ctypes.c_void_p]
+        fp = ctypes.POINTER(ctypes.c_float)
+        lib.npas_harness_run.argtypes = [
+            ctypes.c_void_p,
+            ctypes.POINTER(fp), ctypes.c_int,
+            ctypes.POINTER(fp), ctypes.c_int,
+            ctypes.POINTER(fp), ctypes.c_int,
+            fp, ctypes.c_size_t,
+        ]  # fmt: skip
+        _LIBS[path] = lib
+    return _LIBS[path]
+
+
+def aligned(a: np.ndarray | int, align: int = 64) -> np.ndarray:
+    """A 64-byte aligned float32 copy of `a` (or an uninitialised array of that many floats)."""
+    n = a if isinstance(a, int) else np.asarray(a).size
+    raw = np.empty(n + align // 4, np.float32)
+    off = (-raw.ctypes.data % align) // 4
+    buf = raw[off : off + n]
+    if not isinstance(a, int):
+        buf[...] = np.asarray(a, np.float32).reshape(-1)
+    return buf
+
+
+def _ptrs(arrays: Sequence[np.ndarray]) -> Any:
+    fp = ctypes.POINTER(ctypes.c_float)
+    arr = (fp * max(1, len(arrays)))()
+    for i, a in enumerate(arrays):
+        arr[i] = a.ctypes.data_as(fp)
+    return arr
+
+
+class Runner:
+    """A kernel bound to aligned input/weight/output/scratch buffers, callable repeatedly."""
+
+    def __init__(
+        self,
+        kernel: LayerKernel,
+        inputs: Sequence[np.ndarray],
+        out_shapes: Sequence[tuple[int, ...]],
+        threads: int = 1,
+        poison: float = np.nan,
+    ) -> None:
+        self.kernel = kernel
+        self.lib = _lib(kernel)
+        key = (build(kernel), threads)
+        if key not in _POOLS:
+            _POOLS[key] = self.lib.npas_harness_pool_new(threads)
+        self.pool = _POOLS[key]
+        self.ins = [aligned(np.ascontiguousarray(x, np.float32)) for x in inputs]
+        self.ws = [aligned(w) for w in kernel.weights]
+        self.outs = [aligned(int(np.prod(s, dtype=np.int64))) for s in out_shapes]
+        for o in self.outs:
+            o[...] = poison
+        self.out_shapes = [tuple(s) for s in out_shapes]
+        nscratch = max(1, threads * kernel.scratch_bytes_per_thread // 4)
+        self.scratch = aligned(nscratch)
+        self.scratch[...] = np.nan  # kernels must not read scratch they did not write
+        self._args = (
+            self.pool,
+            _ptrs(self.ins), len(self.ins),
+            _ptrs(self.outs), len(self.outs),
+            _ptrs(self.ws), len(self.ws),
+            self.scratch.ctypes.data_as(ctypes.POINTER(ctypes.c_float)),
+            kernel.scratch_bytes_per_thread,
+        )  # fmt: skip
+
+    def __call__(self) -> list[np.ndarray]:
+        self.lib.npas_harness_run(*self._args)
+        return [o.reshape(s).copy() for o, s in zip(self.outs, self.out_shapes, strict=True)]
+
+
+def run(
+    kernel: LayerKernel,
+    inputs: Sequence[np.ndarray],
+    out_shapes: Sequence[tuple[int, ...]],
+    threads: int = 1,
+) -> list[np.ndarray]:
+    """Run `kernel` once on `inputs` (LayerArgs::in order); returns the outputs."""
+    return Runner(kernel, inputs, out_shapes, threads)()
+
+
+# ---- single-layer graphs ----
+
+
+def one_layer_graph(
+    op: Op,
+    inputs: Sequence[tuple[str, np.ndarray | tuple[int, ...]]],
+    outputs: Sequence[tuple[str, tuple[int, ...]]],
+    attrs: Any = None,
+    epilogue: Epilogue | None = None,
+    name: str = "layer",
+) -> tuple[Layer, Graph]:
+    """A graph holding one layer. Inputs given as arrays are constants, as shapes activations."""
+    values: dict[str, Value] = {}
+    graph_inputs = []
+    for n, spec in inputs:
+        if isinstance(spec, np.ndarray):
+            values[n] = Value(n, tuple(spec.shape), "float32", spec.astype(np.float32))
+        else:
+            values[n] = Value(n, tuple(spec))
+            graph_inputs.append(n)
+    for n, shape in outputs:
+        values[n] = Value(n, tuple(shape))
+    layer = Layer(
+        op,
+        name,
+        tuple(n for n, _ in inputs),
+        tuple(n for n, _ in outputs),
+        attrs if attrs is not None else NoAttrs(),
+        epilogue or Epilogue(),
+    )
+    graph = Graph("g", graph_inputs, [n for n, _ in outputs], [layer], values)
+    return layer, graph
+
+
+# ---- numpy references ----
+
+
+def conv2d_ref(
+    x: np.ndarray,
+    w: np.ndarray,
+    b: np.ndarray | None,
+    stride: tuple[int, int] = (1, 1),
+    pads: tuple[int, int, int, int] = (0, 0, 0, 0),
+    dilation: tuple[int, int] = (1, 1),
+    groups: int = 1,
+) -> np.ndarray:
+    """ONNX Conv in float64 numpy (im2col per group)."""
+    N, C, H, W = x.shape
+    F, Cg, KH, KW = w.shape
+    pt, pl, pb, pr = pads
+    xp = np.zeros((N, C, H + pt + pb, W + pl + pr))
+    xp[:, :, pt : pt + H, pl : pl + W] = x
+    OH = (H + pt + pb - (KH - 1) * dilation[0] - 1) // stride[0] + 1
+    OW = (W + pl + pr - (KW - 1) * dilation[1] - 1) // stride[1] + 1
+    cols = np.empty((N, C, KH, KW, OH, OW))
+    for ky in range(KH):
+        for kx in range(KW):
+            y0, x0 = ky * dilation[0], kx * dilation[1]
+            cols[:, :, ky, kx] = xp[
+                :, :, y0 : y0 + stride[0] * (OH - 1) + 1 : stride[0],
+                x0 : x0 + stride[1] * (OW - 1) + 1 : stride[1],
+            ]  # fmt: skip
+    Fg = F // groups
+    out = np.empty((N, F, OH, OW))
+    for g in range(groups):
+        cg = cols[:, g * Cg : (g + 1) * Cg].reshape(N, Cg * KH * KW, OH * OW)
+        wg = w[g * Fg : (g + 1) * Fg].reshape(Fg, -1).astype(np.float64)
+        out[:, g * Fg : (g + 1) * Fg] = np.einsum("fk,nkp->nfp", wg, cg).reshape(N, Fg, OH, OW)
+    if b is not None:
+        out += b.reshape(1, F, 1, 1)
+    return out
