@@ -143,11 +143,18 @@ SELECTED, EXCLUDED_CASES = _selected_cases()
 backend_test = onnx.backend.test.BackendTest(NpasBackend, __name__)
 for _name in SELECTED:
     backend_test.include(rf"^{re.escape(_name)}_cpu$")
-globals().update(backend_test.test_cases)
+# The runner makes a (skipped) method for every case of every op; keep only the selected ones
+# so a skip in the report always means something.
+_wanted = {f"{name}_cpu" for name in SELECTED}
+_cases = backend_test.test_cases  # a property that builds new classes on every access
+for _cls in _cases.values():
+    for _attr in [a for a in vars(_cls) if a.startswith("test_") and a not in _wanted]:
+        delattr(_cls, _attr)
+globals().update(_cases)
 
 
 def test_selection_is_not_empty() -> None:
     # A typo in SUPPORTED or a changed onnx naming must not silently select nothing.
-    assert len(SELECTED) > 200, len(SELECTED)
+    assert len(SELECTED) > 150, len(SELECTED)
     for op in ("conv", "relu", "add", "maxpool", "resize", "gemm", "concat", "softmax"):
         assert any(name.startswith(f"test_{op}") for name in SELECTED), op
