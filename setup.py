@@ -20,7 +20,9 @@ from setuptools.command.build_ext import build_ext
 from setuptools.command.build_py import build_py
 
 ROOT = Path(__file__).resolve().parent
-RUNTIME_FILES = ["include", "src/threadpool.cpp", "src/bench_main.cpp"]
+RUNTIME_FILES = [
+    "include", "src/threadpool.cpp", "src/executor.cpp", "src/model_desc.h", "src/bench_main.cpp",
+]  # fmt: skip
 
 
 class CMakeExtension(Extension):

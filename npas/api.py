@@ -101,7 +101,7 @@ def _model_source(model: Any) -> tuple[Any, str | None, bytes | None]:
             f"npas.compile: model must be a path, ONNX bytes, an onnx.ModelProto or an npas "
             f"Graph, not {type(model).__name__}"
         )
-    return ("onnx", hashlib.sha256(data).hexdigest()), None, data
+    return ("onnx", hashlib.sha256(data).hexdigest(), []), None, data
 
 
 def _external_data_hashes(path: Path, data: bytes) -> list[tuple[str, str]]:
@@ -112,7 +112,7 @@ def _external_data_hashes(path: Path, data: bytes) -> list[tuple[str, str]]:
         return []
     import onnx
 
-    proto = onnx.load_model_from_string(data, load_external_data=False)
+    proto = onnx.load_model(str(path), load_external_data=False)
     locations = set()
     for tensor in onnx.external_data_helper._get_all_tensors(proto):
         for entry in tensor.external_data:
@@ -140,7 +140,8 @@ def _to_graph(
     else:
         from npas.frontend import load_onnx
 
-        graph = load_onnx(path if path is not None else (data or b""), input_shapes)
+        shapes = None if input_shapes is None else {k: tuple(v) for k, v in input_shapes.items()}
+        graph = load_onnx(path if path is not None else (data or b""), shapes)
     if run_passes:
         from npas.passes.pipeline import run_pipeline
 

@@ -2,8 +2,9 @@
 directory, built with CMake + Ninja into libnpas_model.so and npas_bench.
 
 Output directory (an "artifact"):
-    CMakeLists.txt  src/model.cpp  src/<kernel TUs, named by content hash>
-    include/ (copy of runtime/include)  runtime/threadpool.cpp  bench/npas_bench.cpp
+    CMakeLists.txt  src/model.cpp (tables)  src/<kernel TUs, named by content hash>
+    include/ (copy of runtime/include)  runtime/{executor.cpp,model_desc.h,threadpool.cpp}
+    bench/npas_bench.cpp
     weights.bin  model.json  ir.txt  build.log  libnpas_model.so  npas_bench
 
 Caching, two levels, both under NPAS_CACHE_DIR:
@@ -321,7 +322,8 @@ def _runtime_files() -> dict[str, bytes]:
         for p in sorted((root / "include").rglob("*"))
         if p.is_file()
     }
-    files["runtime/threadpool.cpp"] = (root / "src" / "threadpool.cpp").read_bytes()
+    for name in ("threadpool.cpp", "executor.cpp", "model_desc.h"):
+        files[f"runtime/{name}"] = (root / "src" / name).read_bytes()
     files["bench/npas_bench.cpp"] = (root / "src" / "bench_main.cpp").read_bytes()
     return files
 

@@ -5,7 +5,8 @@ Every layer is lowered to a LayerKernel (npas.codegen.lower); views (RESHAPE/IDE
 kernel and share their input's bytes. Activations live in ONE arena whose layout is decided here,
 at compile time: liveness over the layer order, in-place reuse for elementwise layers, greedy
 best-fit placement (largest buffers first) at 64-byte alignment. The generated model.cpp only
-holds tables; its run loop calls the kernel entries with precomputed LayerArgs.
+holds tables (runtime/src/model_desc.h); the fixed executor (runtime/src/executor.cpp) runs
+them, so a recompile rebuilds a few constexpr arrays instead of the whole C ABI.
 
 ONNX names are untrusted input: they never become C identifiers (layers are addressed by index)
 and reach C++ only as escaped string literals or sanitised comments.
@@ -549,16 +550,16 @@ def emit(
             raise ValueError(f"bad CPU feature name {f!r}")
     refs: list[Ref] = []
     table: list[tuple[EmittedLayer, int]] = []
-    for layer in layers:
-        table.append((layer, len(refs)))
-        refs += [*layer.inputs, *layer.outputs, *(Ref("weights", o) for o in layer.weights)]
+    for el in layers:
+        table.append((el, len(refs)))
+        refs += [*el.inputs, *el.outputs, *(Ref("weights", o) for o in el.weights)]
     shapes: list[int] = []
     shape_begin: list[int] = []
     for _, shape in (*inputs_sig, *outputs_sig):
         shape_begin.append(len(shapes))
         shapes += shape
     model_cpp = render(
-        "executor.cpp.j2",
+        "project/model.cpp.j2",
         graph_name=graph.name,
         target=target.name,
         isa=isa,
@@ -566,19 +567,22 @@ def emit(
         layers=table,
         refs=refs,
         shapes=[*shapes, 0],  # the sentinel keeps the array non-empty for rank-0 signatures
-        shape_begin=shape_begin,
         entries=sorted({layer.entry for layer in layers if layer.entry}),
-        inputs=[(n, s, plan.offset(n), graph.values[n].nbytes) for n, s in inputs_sig],
+        inputs=[
+            (n, len(s), b, Ref("arena", plan.offset(n)), graph.values[n].nbytes)
+            for (n, s), b in zip(inputs_sig, shape_begin, strict=False)
+        ],
         outputs=[
-            (n, s, r, graph.values[n].nbytes)
-            for (n, s), r in zip(outputs_sig, outputs, strict=True)
+            (n, len(s), b, r, graph.values[n].nbytes)
+            for (n, s), b, r in zip(
+                outputs_sig, shape_begin[len(inputs_sig) :], outputs, strict=True
+            )
         ],
         arena_bytes=plan.arena_bytes,
         scratch_bytes_per_thread=scratch,
         weights_bytes=len(weights_bytes),
         weights_hash=list(digest),
         weights_hash_hex=digest.hex(),
-        align=ALIGN,
         weights_version=WEIGHTS_VERSION,
         weights_header_bytes=WEIGHTS_HEADER_BYTES,
     )

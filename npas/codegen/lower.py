@@ -10,6 +10,7 @@ lower_layer returns None for them.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 
 from npas import knobs
@@ -20,47 +21,66 @@ from npas.codegen.target import AVX2, AVX512, SCALAR, Isa, Target
 from npas.ir.graph import Graph, Layer
 from npas.ir.ops import VIEWS, Op
 
-# The one table: every op with a host kernel, and the manifest its variants come from.
-HOST_MANIFESTS: dict[Op, Sequence[Variant]] = {
-    # convolution-like
-    Op.CONV2D: conv.CONV2D_MANIFEST,
-    Op.CONV_TRANSPOSE2D: conv.CONV_TRANSPOSE_MANIFEST,
-    Op.DENSE: conv.DENSE_MANIFEST,
-    Op.MATMUL: conv.MATMUL_MANIFEST,
-    # pooling
-    Op.MAXPOOL: pool.POOL_MANIFEST,
-    Op.AVGPOOL: pool.POOL_MANIFEST,
-    Op.GLOBAL_AVGPOOL: pool.GLOBAL_POOL_MANIFEST,
-    Op.GLOBAL_MAXPOOL: pool.GLOBAL_POOL_MANIFEST,
-    # elementwise unary
-    **{
-        op: elementwise.UNARY_MANIFEST
-        for op in (
-            Op.RELU, Op.CLIP, Op.LEAKY_RELU, Op.ELU, Op.HARDSWISH, Op.HARDSIGMOID, Op.SIGMOID,
-            Op.TANH, Op.SILU, Op.EXP, Op.LOG, Op.SQRT, Op.NEG, Op.ABS, Op.RECIPROCAL,
-        )
-    },  # fmt: skip
-    # elementwise binary
-    **{
-        op: elementwise.BINARY_MANIFEST
-        for op in (Op.ADD, Op.SUB, Op.MUL, Op.DIV, Op.MAX, Op.MIN, Op.POW, Op.PRELU)
-    },
-    Op.CHANNEL_AFFINE: elementwise.AFFINE_MANIFEST,
-    # data movement
-    Op.CONCAT: datamove.CONCAT_MANIFEST,
-    Op.SPLIT: datamove.SPLIT_MANIFEST,
-    Op.SLICE: datamove.SLICE_MANIFEST,
-    Op.TRANSPOSE: datamove.TRANSPOSE_MANIFEST,
-    Op.PAD: datamove.PAD_MANIFEST,
-    Op.RESIZE: datamove.RESIZE_MANIFEST,
-    # reductions and normalisation
-    Op.SOFTMAX: reduce.SOFTMAX_MANIFEST,
-    Op.REDUCE_MEAN: reduce.REDUCE_MANIFEST,
-    Op.REDUCE_MAX: reduce.REDUCE_MANIFEST,
-    Op.REDUCE_SUM: reduce.REDUCE_MANIFEST,
-}
-
 LoweringFn = Callable[[Layer, Graph, Isa], LayerKernel]
+
+
+def _manifest(variants: Sequence[Variant]) -> LoweringFn:
+    """The lowering of a family: the first variant of its manifest that serves the layer."""
+    return functools.partial(lower_with, variants)
+
+
+E, C, P, D, R = elementwise, conv, pool, datamove, reduce
+# The one table: every op with a host kernel and its lowering. View ops are absent on purpose.
+LOWERINGS: dict[Op, LoweringFn] = {
+    # convolution-like
+    Op.CONV2D: _manifest(C.CONV2D_MANIFEST),
+    Op.CONV_TRANSPOSE2D: _manifest(C.CONV_TRANSPOSE_MANIFEST),
+    Op.DENSE: _manifest(C.DENSE_MANIFEST),
+    Op.MATMUL: _manifest(C.MATMUL_MANIFEST),
+    # pooling
+    Op.MAXPOOL: _manifest(P.POOL_MANIFEST),
+    Op.AVGPOOL: _manifest(P.POOL_MANIFEST),
+    Op.GLOBAL_AVGPOOL: _manifest(P.GLOBAL_POOL_MANIFEST),
+    Op.GLOBAL_MAXPOOL: _manifest(P.GLOBAL_POOL_MANIFEST),
+    # elementwise unary
+    Op.RELU: _manifest(E.UNARY_MANIFEST),
+    Op.CLIP: _manifest(E.UNARY_MANIFEST),
+    Op.LEAKY_RELU: _manifest(E.UNARY_MANIFEST),
+    Op.ELU: _manifest(E.UNARY_MANIFEST),
+    Op.HARDSWISH: _manifest(E.UNARY_MANIFEST),
+    Op.HARDSIGMOID: _manifest(E.UNARY_MANIFEST),
+    Op.SIGMOID: _manifest(E.UNARY_MANIFEST),
+    Op.TANH: _manifest(E.UNARY_MANIFEST),
+    Op.SILU: _manifest(E.UNARY_MANIFEST),
+    Op.EXP: _manifest(E.UNARY_MANIFEST),
+    Op.LOG: _manifest(E.UNARY_MANIFEST),
+    Op.SQRT: _manifest(E.UNARY_MANIFEST),
+    Op.NEG: _manifest(E.UNARY_MANIFEST),
+    Op.ABS: _manifest(E.UNARY_MANIFEST),
+    Op.RECIPROCAL: _manifest(E.UNARY_MANIFEST),
+    # elementwise binary
+    Op.ADD: _manifest(E.BINARY_MANIFEST),
+    Op.SUB: _manifest(E.BINARY_MANIFEST),
+    Op.MUL: _manifest(E.BINARY_MANIFEST),
+    Op.DIV: _manifest(E.BINARY_MANIFEST),
+    Op.MAX: _manifest(E.BINARY_MANIFEST),
+    Op.MIN: _manifest(E.BINARY_MANIFEST),
+    Op.POW: _manifest(E.BINARY_MANIFEST),
+    Op.PRELU: _manifest(E.BINARY_MANIFEST),
+    Op.CHANNEL_AFFINE: _manifest(E.AFFINE_MANIFEST),
+    # data movement
+    Op.CONCAT: _manifest(D.CONCAT_MANIFEST),
+    Op.SPLIT: _manifest(D.SPLIT_MANIFEST),
+    Op.SLICE: _manifest(D.SLICE_MANIFEST),
+    Op.TRANSPOSE: _manifest(D.TRANSPOSE_MANIFEST),
+    Op.PAD: _manifest(D.PAD_MANIFEST),
+    Op.RESIZE: _manifest(D.RESIZE_MANIFEST),
+    # reductions and normalisation
+    Op.SOFTMAX: _manifest(R.SOFTMAX_MANIFEST),
+    Op.REDUCE_MEAN: _manifest(R.REDUCE_MANIFEST),
+    Op.REDUCE_MAX: _manifest(R.REDUCE_MANIFEST),
+    Op.REDUCE_SUM: _manifest(R.REDUCE_MANIFEST),
+}
 
 
 def effective_isa(target: Target) -> Isa:
@@ -79,9 +99,10 @@ def effective_isa(target: Target) -> Isa:
 
 
 def manifest_for(op: Op) -> Sequence[Variant]:
-    if op not in HOST_MANIFESTS:
+    """The variants that can run `op` on the host, in selection order."""
+    if op not in LOWERINGS:
         raise NotImplementedError(f"no host kernel lowering for op {op.value!r}")
-    return HOST_MANIFESTS[op]
+    return LOWERINGS[op].args[0]  # type: ignore[attr-defined, no-any-return]
 
 
 def lower_layer(layer: Layer, graph: Graph, target: Target) -> LayerKernel | None:
@@ -91,4 +112,6 @@ def lower_layer(layer: Layer, graph: Graph, target: Target) -> LayerKernel | Non
         return None
     if target.template_dir != "host":
         raise NotImplementedError(f"no {target.template_dir} kernels for op {layer.op.value!r}")
-    return lower_with(manifest_for(layer.op), layer, graph, effective_isa(target))
+    if layer.op not in LOWERINGS:
+        raise NotImplementedError(f"no host kernel lowering for op {layer.op.value!r}")
+    return LOWERINGS[layer.op](layer, graph, effective_isa(target))

@@ -22,7 +22,7 @@ def cfloat(x: float) -> str:
     """A C++ float literal that round-trips x (inf/nan spelled portably)."""
     x = float(x)
     if math.isnan(x):
-        return "__builtin_nanf(\"\")"
+        return '__builtin_nanf("")'
     if math.isinf(x):
         return "__builtin_inff()" if x > 0 else "(-__builtin_inff())"
     text = repr(float(x))  # shortest repr of the double; the float32 rounding happens in C++

@@ -21,8 +21,7 @@
 namespace {
 
 int usage(const char* argv0) {
-  std::fprintf(stderr,
-               "usage: %s weights.bin [--repeat N] [--warmup N] [--threads N] [--json]\n",
+  std::fprintf(stderr, "usage: %s weights.bin [--repeat N] [--warmup N] [--threads N] [--json]\n",
                argv0);
   return 2;
 }

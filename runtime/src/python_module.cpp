@@ -129,8 +129,9 @@ class Model {
 
   // Times `repeat` runs after `warmup` untimed ones, in C++ with the GIL released. Returns
   // (run times in ms, per-layer times in ms as [layer][run] when profiling is on, else []).
-  std::pair<std::vector<double>, std::vector<std::vector<double>>> benchmark(
-      const py::list& arrays, int repeat, int warmup) {
+  std::pair<std::vector<double>, std::vector<std::vector<double>>> benchmark(const py::list& arrays,
+                                                                             int repeat,
+                                                                             int warmup) {
     if (repeat < 1 || warmup < 0) throw std::invalid_argument("repeat >= 1 and warmup >= 0");
     std::vector<const float*> in = input_pointers(arrays);
     std::vector<std::vector<float>> out_data;
@@ -211,9 +212,9 @@ class Model {
 
  private:
   void resolve(const std::string& library) {
-#define NPAS_API_FN(name)                                                                    \
-  api_.name = reinterpret_cast<decltype(api_.name)>(dlsym(handle_, #name));                  \
-  if (api_.name == nullptr) {                                                                \
+#define NPAS_API_FN(name)                                                                      \
+  api_.name = reinterpret_cast<decltype(api_.name)>(dlsym(handle_, #name));                    \
+  if (api_.name == nullptr) {                                                                  \
     throw NativeError("'" + library + "' is not an npas model library (no symbol " #name ")"); \
   }
     NPAS_API_FN(npas_model_create)
@@ -261,8 +262,7 @@ class Model {
         throw std::invalid_argument("input '" + inputs_[i].name + "' must be a numpy array");
       }
       auto a = obj.cast<py::array>();
-      if (!a.dtype().is(py::dtype::of<float>()) ||
-          !(a.flags() & py::array::c_style) ||
+      if (!a.dtype().is(py::dtype::of<float>()) || !(a.flags() & py::array::c_style) ||
           static_cast<std::size_t>(a.size()) != inputs_[i].elements()) {
         throw std::invalid_argument("input '" + inputs_[i].name +
                                     "' must be a C-contiguous float32 array of " +
@@ -292,8 +292,8 @@ PYBIND11_MODULE(_runtime, m) {
            py::arg("weights"), py::arg("threads") = 1, py::arg("profile") = false)
       .def("run", &Model::run, py::arg("inputs"),
            "Run once on a list of C-contiguous float32 arrays; returns the output arrays.")
-      .def("benchmark", &Model::benchmark, py::arg("inputs"), py::arg("repeat"),
-           py::arg("warmup"), "Time runs in C++: (ms per run, per-layer ms [layer][run]).")
+      .def("benchmark", &Model::benchmark, py::arg("inputs"), py::arg("repeat"), py::arg("warmup"),
+           "Time runs in C++: (ms per run, per-layer ms [layer][run]).")
       .def("set_threads", &Model::set_threads, py::arg("threads"))
       .def("set_profiling", &Model::set_profiling, py::arg("on"))
       .def("layers", &Model::layers)

@@ -22,12 +22,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import kernel_harness as H  # noqa: E402
+import kernel_harness as H
 
-from npas.codegen.lower import lower_layer  # noqa: E402
-from npas.codegen.target import get_target  # noqa: E402
-from npas.ir.attrs import Activation, Conv2dAttrs, Epilogue  # noqa: E402
-from npas.ir.ops import Op  # noqa: E402
+from npas.codegen.lower import lower_layer
+from npas.codegen.target import get_target
+from npas.ir.attrs import Activation, Conv2dAttrs, Epilogue
+from npas.ir.ops import Op
 
 
 @dataclass(frozen=True)
@@ -67,6 +67,10 @@ CASES = [
     ConvCase("r50 1x1 512->2048 @7", 512, 7, 2048, 1),
     ConvCase("r50 7x7 s2 3->64 @224", 3, 224, 64, 7, 2),
     ConvCase("mbv2 1x1 24->144 @56", 24, 56, 144, 1),
+    ConvCase("gemm-equiv 1x1 576->64 @56", 576, 56, 64, 1),
+    ConvCase("gemm-equiv 1x1 576->64 @16", 576, 16, 64, 1),
+    ConvCase("gemm-equiv 1x1 576->192 @16", 576, 16, 192, 1),
+    ConvCase("r50 3x3 64->64 @16", 64, 16, 64, 3),
     ConvCase("mbv2 dw3x3 144 @56", 144, 56, 144, 3, 1, 144),
     ConvCase("mbv2 dw3x3 144 s2 @56", 144, 56, 144, 3, 2, 144),
     ConvCase("mbv2 1x1 144->24 @56", 144, 56, 24, 1),
@@ -78,7 +82,6 @@ CASES = [
 
 
 def _ort_session(case: ConvCase, threads: int):
-    import onnx
     import onnxruntime as ort
     from onnx import TensorProto, helper, numpy_helper
 
@@ -99,9 +102,7 @@ def _ort_session(case: ConvCase, threads: int):
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
-    sess = ort.InferenceSession(
-        model.SerializeToString(), opts, providers=["CPUExecutionProvider"]
-    )
+    sess = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
     return sess, w, b
 
 
@@ -161,9 +162,7 @@ def main() -> None:
     if args.isa:
         os.environ["NPAS_ISA"] = args.isa
     cases = [c for c in CASES if args.filter in c.name]
-    H.prebuild(
-        _npas_runner(c, *_ort_session(c, 1)[1:], 1).kernel for c in cases
-    )
+    H.prebuild(_npas_runner(c, *_ort_session(c, 1)[1:], 1).kernel for c in cases)
     print(f"{'layer':26} {'thr':>3} {'npas GF/s':>9} {'ORT GF/s':>9} {'ratio':>6}  kernel")
     for threads in args.threads:
         for case in cases:

@@ -37,7 +37,9 @@ REPO = Path(__file__).resolve().parents[2]
 INCLUDE = REPO / "runtime" / "include"
 THREADPOOL_SRC = REPO / "runtime" / "src" / "threadpool.cpp"
 CACHE = Path(
-    os.environ.get("NPAS_TEST_KERNEL_CACHE", f"{tempfile.gettempdir()}/npas-kernel-cache-{os.getuid()}")
+    os.environ.get(
+        "NPAS_TEST_KERNEL_CACHE", f"{tempfile.gettempdir()}/npas-kernel-cache-{os.getuid()}"
+    )
 )
 
 # Compile times of kernel TUs built by this process (entry -> seconds), for reports.

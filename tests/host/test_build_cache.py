@@ -229,3 +229,16 @@ def test_killed_compile_does_not_poison_the_caches(tmp_path: Path, fresh_cache: 
     assert set(cm.compile_info.kernel_units_compiled) == units - finished
     x = rand()
     np.testing.assert_array_equal(cm(x), ref(x))
+
+
+def test_npas_isa_knob_lowers_the_library_isa(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("NPAS_ISA", "scalar")
+    g, ref = chain_graph([1.0], name="scalar")
+    cm = npas.compile(g, out=tmp_path / "scalar", lower=toy_lower())
+    assert (
+        cm.isa == "scalar" and json.loads((cm.path / "model.json").read_text())["isa"] == "scalar"
+    )
+    assert all(layer["kernel"].endswith("__scalar") for layer in cm.layers)
+    assert "-mavx" not in (cm.path / "CMakeLists.txt").read_text()
+    x = rand()
+    np.testing.assert_array_equal(cm(x), ref(x))

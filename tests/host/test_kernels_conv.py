@@ -45,7 +45,7 @@ class Conv:
     family: str = "conv"
     isas: tuple[str, ...] = field(default=tuple(ISAS))
 
-    def build(self, seed: int = 0):  # noqa: ANN201
+    def build(self, seed: int = 0):
         rng = np.random.default_rng(seed)
         w = rng.standard_normal((self.f, self.c // self.groups, *self.k)).astype(np.float32)
         b = rng.standard_normal(self.f).astype(np.float32) if self.bias else None
@@ -95,7 +95,17 @@ CONV_CASES = {
     "dw3x3_s1": Conv(1, 16, 9, 11, 16, (3, 3), pads=P1, groups=16, act="relu6", family="dwconv"),
     "dw3x3_s2": Conv(2, 7, 10, 13, 7, (3, 3), (2, 2), P1, groups=7, family="dwconv"),
     "dw5x5_d2_asym": Conv(
-        1, 5, 13, 10, 5, (5, 5), (2, 2), (0, 1, 2, 1), (2, 2), groups=5, residual=True,
+        1,
+        5,
+        13,
+        10,
+        5,
+        (5, 5),
+        (2, 2),
+        (0, 1, 2, 1),
+        (2, 2),
+        groups=5,
+        residual=True,
         family="dwconv",
     ),
     "dw3x3_wide": Conv(1, 3, 5, 40, 3, (3, 3), pads=P1, groups=3, family="dwconv"),
@@ -109,7 +119,7 @@ for _name in ACTS:
     )
 
 
-def _params(cases):  # noqa: ANN001, ANN202
+def _params(cases):
     return [
         pytest.param(name, case, isa, id=f"{name}-{isa}")
         for name, case in cases.items()
@@ -132,7 +142,7 @@ def _prebuild() -> None:
     H.prebuild(kernels)
 
 
-def _check(kernel, feeds, ref, threads=(1, 2), rtol=1e-4, atol=1e-4):  # noqa: ANN001, ANN202
+def _check(kernel, feeds, ref, threads=(1, 2), rtol=1e-4, atol=1e-4):
     scale = max(1.0, float(np.abs(ref).max()))
     for t in threads:
         (y,) = H.run(kernel, feeds, [ref.shape], threads=t)
@@ -175,8 +185,8 @@ def test_manifest_order_reference_last() -> None:
 # ---- DENSE ----
 
 
-def _dense(m: int, c: int, f: int, bias=True, residual=False, act=None, lead=()):  # noqa: ANN001, ANN202
-    def build():  # noqa: ANN202
+def _dense(m: int, c: int, f: int, bias=True, residual=False, act=None, lead=()):
+    def build():
         rng = np.random.default_rng(3)
         x = rng.standard_normal((*lead, m, c)).astype(np.float32)
         w = rng.standard_normal((f, c)).astype(np.float32)
@@ -262,7 +272,7 @@ class ConvT:
     residual: bool = False
     act: str | None = None
 
-    def build(self):  # noqa: ANN201
+    def build(self):
         rng = np.random.default_rng(11)
         fg = self.f // self.groups
         w = rng.standard_normal((self.c, fg, *self.k)).astype(np.float32)

@@ -31,7 +31,7 @@ def _x(shape: tuple[int, ...]) -> np.ndarray:
 # Each case: () -> (layer, graph, feeds, refs)
 
 
-def concat_case(shapes, axis, const=None):  # noqa: ANN001, ANN201
+def concat_case(shapes, axis, const=None):
     arrays = [_x(s) for s in shapes]
     ref = np.concatenate(arrays, axis)
     ins = [(f"x{i}", a if i == const else a.shape) for i, a in enumerate(arrays)]
@@ -39,7 +39,7 @@ def concat_case(shapes, axis, const=None):  # noqa: ANN001, ANN201
     return layer, graph, [a for i, a in enumerate(arrays) if i != const], [ref]
 
 
-def split_case(shape, axis, sizes):  # noqa: ANN001, ANN201
+def split_case(shape, axis, sizes):
     x = _x(shape)
     refs = np.split(x, np.cumsum(sizes)[:-1], axis)
     layer, graph = H.one_layer_graph(
@@ -49,7 +49,7 @@ def split_case(shape, axis, sizes):  # noqa: ANN001, ANN201
     return layer, graph, [x], refs
 
 
-def slice_case(shape, slices):  # noqa: ANN001, ANN201
+def slice_case(shape, slices):
     x = _x(shape)
     ref = x[tuple(slices)]
     starts, steps = [], []
@@ -63,7 +63,7 @@ def slice_case(shape, slices):  # noqa: ANN001, ANN201
     return layer, graph, [x], [ref]
 
 
-def transpose_case(shape, perm):  # noqa: ANN001, ANN201
+def transpose_case(shape, perm):
     x = _x(shape)
     ref = np.transpose(x, perm)
     layer, graph = H.one_layer_graph(
@@ -72,7 +72,7 @@ def transpose_case(shape, perm):  # noqa: ANN001, ANN201
     return layer, graph, [x], [ref]
 
 
-def pad_case(shape, pads, mode, value=0.0):  # noqa: ANN001, ANN201
+def pad_case(shape, pads, mode, value=0.0):
     x = _x(shape)
     rank = len(shape)
     width = [(pads[d], pads[d + rank]) for d in range(rank)]
@@ -88,7 +88,7 @@ def pad_case(shape, pads, mode, value=0.0):  # noqa: ANN001, ANN201
     return layer, graph, [x], [ref]
 
 
-def softmax_case(shape, axis):  # noqa: ANN001, ANN201
+def softmax_case(shape, axis):
     x = _x(shape) * 5
     e = np.exp(x.astype(np.float64) - x.max(axis=axis, keepdims=True))
     ref = e / e.sum(axis=axis, keepdims=True)
@@ -96,7 +96,7 @@ def softmax_case(shape, axis):  # noqa: ANN001, ANN201
     return layer, graph, [x], [ref]
 
 
-def reduce_case(op, shape, axes, keepdims=True):  # noqa: ANN001, ANN201
+def reduce_case(op, shape, axes, keepdims=True):
     x = _x(shape)
     fn = {Op.REDUCE_MEAN: np.mean, Op.REDUCE_MAX: np.max, Op.REDUCE_SUM: np.sum}[op]
     ref = fn(x.astype(np.float64), axis=tuple(axes), keepdims=keepdims)
@@ -106,7 +106,7 @@ def reduce_case(op, shape, axes, keepdims=True):  # noqa: ANN001, ANN201
     return layer, graph, [x], [np.asarray(ref)]
 
 
-def resize_case(shape, mode, coord, nearest="round_prefer_floor", scales=None, sizes=None):  # noqa: ANN001, ANN201
+def resize_case(shape, mode, coord, nearest="round_prefer_floor", scales=None, sizes=None):
     x = _x(shape)
     inits = [numpy_helper.from_array(np.zeros(0, np.float32), "roi")]
     if scales is not None:
@@ -130,9 +130,7 @@ def resize_case(shape, mode, coord, nearest="round_prefer_floor", scales=None, s
         ref = x[:, :, iy][:, :, :, ix]
     else:
         model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 19)])
-        sess = ort.InferenceSession(
-            model.SerializeToString(), providers=["CPUExecutionProvider"]
-        )
+        sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
         ref = sess.run(None, {"x": x})[0]
     if scales is None:
         scales = (ref.shape[2] / shape[2], ref.shape[3] / shape[3])
@@ -191,10 +189,8 @@ RESIZE = {
 }
 for _name, (_shape, _mode, _coord, _near, _scales) in RESIZE.items():
     _sizes = None if _scales is not None else (_shape[2] * 2 - 1, _shape[3] + 3)
-    CASES[f"resize_{_name}"] = (
-        lambda a=(_shape, _mode, _coord, _near, _scales, _sizes): resize_case(
-            a[0], a[1], a[2], a[3], a[4], a[5]
-        )
+    CASES[f"resize_{_name}"] = lambda a=(_shape, _mode, _coord, _near, _scales, _sizes): (
+        resize_case(a[0], a[1], a[2], a[3], a[4], a[5])
     )
 
 
@@ -207,10 +203,10 @@ def _prebuild() -> None:
     H.prebuild(kernels)
 
 
-def _family(layer) -> str:  # noqa: ANN001
-    return {Op.PAD: "pad" + layer.attrs.mode, Op.RESIZE: "resize" + layer.attrs.mode}.get(
-        layer.op, layer.op.value.replace("_", "")
-    )
+def _family(layer) -> str:
+    if layer.op in (Op.PAD, Op.RESIZE):
+        return layer.op.value + layer.attrs.mode
+    return layer.op.value.replace("_", "")
 
 
 @pytest.mark.parametrize("isa", ISAS)

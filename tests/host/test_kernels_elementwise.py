@@ -13,7 +13,7 @@ from npas.ir.ops import Op
 ISAS = [*H.vector_isas(), "scalar"]
 
 
-def _sig(v):  # noqa: ANN001, ANN202
+def _sig(v):
     return 1 / (1 + np.exp(-v))
 
 
@@ -52,14 +52,14 @@ def _unary_input(shape: tuple[int, ...], domain: str) -> np.ndarray:
     return x
 
 
-def _unary_case(op: Op, shape: tuple[int, ...]):  # noqa: ANN202
+def _unary_case(op: Op, shape: tuple[int, ...]):
     attrs, ref, domain = UNARY[op]
     x = _unary_input(shape, domain)
     layer, graph = H.one_layer_graph(op, [("x", shape)], [("y", shape)], attrs)
     return layer, graph, x, ref(x.astype(np.float64))
 
 
-def _binary_case(op: Op, sa, sb, const: str = "", act: Activation | None = None):  # noqa: ANN001, ANN202
+def _binary_case(op: Op, sa, sb, const: str = "", act: Activation | None = None):
     rng = np.random.default_rng(1)
     a = np.asarray(rng.standard_normal(sa), np.float32)
     b = np.asarray(rng.standard_normal(sb), np.float32)
@@ -77,9 +77,7 @@ def _binary_case(op: Op, sa, sb, const: str = "", act: Activation | None = None)
     if act is not None:
         ref = {Op.RELU: lambda v: np.maximum(v, 0), Op.SIGMOID: _sig}[act.op](ref)
     ins = [("a", a if const == "a" else sa), ("b", b if const == "b" else sb)]
-    layer, graph = H.one_layer_graph(
-        op, ins, [("y", ref.shape)], epilogue=Epilogue(act=act)
-    )
+    layer, graph = H.one_layer_graph(op, ins, [("y", ref.shape)], epilogue=Epilogue(act=act))
     feeds = [v for v, name in ((a, "a"), (b, "b")) if name != const]
     return layer, graph, feeds, ref
 
@@ -99,7 +97,7 @@ BINARY = {
 }
 
 
-def _cases():  # noqa: ANN202
+def _cases():
     out = []
     for op in UNARY:
         for shape in UNARY_SHAPES:
@@ -109,7 +107,7 @@ def _cases():  # noqa: ANN202
     return out
 
 
-def _build(kind: str, spec):  # noqa: ANN001, ANN202
+def _build(kind: str, spec):
     if kind == "unary":
         layer, graph, x, ref = _unary_case(*spec)
         return layer, graph, [x], ref
@@ -173,7 +171,7 @@ def test_pow_general_exponent_uses_reference(isa: str) -> None:
     np.testing.assert_allclose(y, a.astype(np.float64) ** 1.7, rtol=1e-6)
 
 
-def _affine_case():  # noqa: ANN202
+def _affine_case():
     rng = np.random.default_rng(4)
     x = rng.standard_normal((2, 5, 7, 9)).astype(np.float32)
     s = rng.standard_normal(5).astype(np.float32)

@@ -15,7 +15,7 @@ from npas.ir.ops import Op
 ISAS = [*H.vector_isas(), "scalar"]
 
 
-def ort_run(op: str, x: np.ndarray, **attrs) -> np.ndarray:  # noqa: ANN003
+def ort_run(op: str, x: np.ndarray, **attrs) -> np.ndarray:
     node = helper.make_node(op, ["x"], ["y"], **attrs)
     graph = helper.make_graph(
         [node], "g",
@@ -44,7 +44,7 @@ POOLS = {
 }
 
 
-def _pool_case(name: str):  # noqa: ANN202
+def _pool_case(name: str):
     op, shape, k, s, p, d, ceil, cip = POOLS[name]
     x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
     onnx_op = "MaxPool" if op is Op.MAXPOOL else "AveragePool"
@@ -67,7 +67,7 @@ GLOBALS = [
 ]
 
 
-def _global_case(op: Op, shape: tuple[int, ...]):  # noqa: ANN202
+def _global_case(op: Op, shape: tuple[int, ...]):
     x = np.random.default_rng(1).standard_normal(shape).astype(np.float32) - 3
     onnx_op = "GlobalAveragePool" if op is Op.GLOBAL_AVGPOOL else "GlobalMaxPool"
     ref = ort_run(onnx_op, x)

@@ -189,3 +189,45 @@ def test_import_npas_is_lazy() -> None:
         "assert callable(npas.compile) and callable(npas.load) and npas.CompiledModel\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_signature_edge_cases(tmp_path: Path) -> None:
+    # An input passed straight through as an output (twice), a constant output, an input that
+    # nothing reads, and an output that a later in-place candidate also reads.
+    k = np.arange(6, dtype=np.float32).reshape(2, 3)
+    g = make_graph(
+        "edges", {"x": S, "unused": (3,)}, ["x", "k", "r", "x"],
+        [(Op.RELU, "r", ("x",), ("r",), None)], consts={"k": k},
+    )  # fmt: skip
+    cm = npas.compile(g, out=tmp_path / "edges")
+    x = rand()
+    out = cm.run({"x": x, "unused": np.zeros(3, np.float32)})
+    np.testing.assert_array_equal(out["x"], x)
+    np.testing.assert_array_equal(out["k"], k)
+    np.testing.assert_array_equal(out["r"], np.maximum(x, 0))
+
+
+def test_compile_from_onnx_path_bytes_and_proto(tmp_path: Path) -> None:
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["r"], name="relu"),
+         helper.make_node("Add", ["r", "x"], ["y"], name="add")],
+        "tiny",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4, 8, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 4, 8, 8])],
+    )  # fmt: skip
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    path = tmp_path / "tiny.onnx"
+    onnx.save(model, path)
+    x = rand((2, 4, 8, 8))
+    from_path = npas.compile(str(path), input_shapes={"x": (2, 4, 8, 8)})
+    assert from_path.source_model == str(path.resolve())
+    np.testing.assert_allclose(from_path(x), np.maximum(x, 0) + x, rtol=1e-6)
+    from_bytes = npas.compile(path.read_bytes(), input_shapes={"x": (2, 4, 8, 8)})
+    from_proto = npas.compile(model, input_shapes={"x": (2, 4, 8, 8)})
+    assert from_bytes.compile_info.cache_hit and from_proto.compile_info.cache_hit
+    np.testing.assert_array_equal(from_proto(x), from_path(x))
+    other_batch = npas.compile(model)  # the symbolic batch becomes 1
+    assert not other_batch.compile_info.cache_hit and other_batch.input_shapes == [S]

@@ -22,8 +22,8 @@ from npas.codegen.host.common import (
     is_vector_isa,
     prod,
 )
-from npas.codegen.kernel import LayerKernel
 from npas.codegen.host.window import WindowGeom, fill_window, plan_planes
+from npas.codegen.kernel import LayerKernel
 from npas.codegen.naming import window_token
 from npas.codegen.target import Isa
 from npas.ir.attrs import Conv2dAttrs, ConvTranspose2dAttrs
@@ -71,19 +71,19 @@ class ConvGeom:
     inputs: tuple[str, ...]
 
     @property
-    def Cg(self) -> int:  # noqa: N802 - the conventional name
+    def Cg(self) -> int:
         return self.C // self.G
 
     @property
-    def Fg(self) -> int:  # noqa: N802
+    def Fg(self) -> int:
         return self.F // self.G
 
     @property
-    def K(self) -> int:  # noqa: N802
+    def K(self) -> int:
         return self.Cg * self.KH * self.KW
 
     @property
-    def P(self) -> int:  # noqa: N802
+    def P(self) -> int:
         return self.OH * self.OW
 
     @property
@@ -287,9 +287,7 @@ def _gemm_tile(M: int, variant: Variant, isa: Isa) -> tuple[int, int]:
     return MR, NV
 
 
-def _batch_strides(
-    shape: tuple[int, ...], out_batch: tuple[int, ...], mat: int
-) -> list[int]:
+def _batch_strides(shape: tuple[int, ...], out_batch: tuple[int, ...], mat: int) -> list[int]:
     """Element strides of a stack of `mat`-float matrices over the broadcast batch dims."""
     rank = len(out_batch)
     padded = (1,) * (rank - len(shape)) + tuple(shape)
@@ -323,7 +321,7 @@ def _gemm_common(
     )
 
 
-def _dense_parts(layer: Layer, graph: Graph):  # noqa: ANN202
+def _dense_parts(layer: Layer, graph: Graph):
     x, w = layer.inputs[0], layer.inputs[1]
     weight = graph.const(w)
     rest = [n for n in layer.inputs[2:] if n]
@@ -377,7 +375,7 @@ def _fill_dense(layer: Layer, graph: Graph, isa: Isa, variant: Variant) -> Layer
 def _dense_ok(layer: Layer, graph: Graph, isa: Isa) -> bool:
     if layer.op is not Op.DENSE or len(layer.inputs) < 2:
         return False
-    x, weight, bias, residual = _dense_parts(layer, graph)
+    x, weight, bias, _ = _dense_parts(layer, graph)
     if weight is None or weight.ndim != 2 or graph.value(x).is_const:
         return False
     if len(layer.inputs) > 2 and not layer.epilogue.residual and bias is None:
@@ -389,7 +387,7 @@ def _dense_vec_ok(layer: Layer, graph: Graph, isa: Isa) -> bool:
     return is_vector_isa(isa) and _dense_ok(layer, graph, isa)
 
 
-def _matmul_operands(layer: Layer, graph: Graph):  # noqa: ANN202
+def _matmul_operands(layer: Layer, graph: Graph):
     a, b = layer.inputs[0], layer.inputs[1]
     sa, sb = graph.shape(a), graph.shape(b)
     sa = (1, *sa) if len(sa) == 1 else sa
@@ -521,7 +519,7 @@ MATMUL_MANIFEST: tuple[Variant, ...] = (
 # CONV_TRANSPOSE2D (conv_transpose.cpp.j2): GEMM to columns + col2im
 
 
-def _convt_parts(layer: Layer, graph: Graph):  # noqa: ANN202
+def _convt_parts(layer: Layer, graph: Graph):
     a: ConvTranspose2dAttrs = layer.attrs
     x, w = layer.inputs[0], layer.inputs[1]
     weight = graph.const(w)

@@ -15,7 +15,6 @@ from npas.codegen.host.common import (
     Variant,
     activation_inputs,
     finish,
-    is_vector_isa,
     prod,
 )
 from npas.codegen.kernel import LayerKernel
@@ -37,11 +36,11 @@ def _vec(variant: Variant) -> bool:
     return variant.scheme != "ref"
 
 
-def _variants(fill, ok, tile=(1, 1)) -> tuple[Variant, ...]:  # noqa: ANN001
-    """The vector (copy-based) variant for each vector ISA, then the reference."""
+def _variants(fill, ok):
+    """The copy-based vector variant per vector ISA, then the reference (same filler)."""
     return (
-        Variant("dense", ("avx512",), fill, lambda l, g, i: is_vector_isa(i) and ok(l, g, i), 1, 16),
-        Variant("dense", ("avx2",), fill, lambda l, g, i: is_vector_isa(i) and ok(l, g, i), 1, 8),
+        Variant("dense", ("avx512",), fill, ok, 1, 16),
+        Variant("dense", ("avx2",), fill, ok, 1, 8),
         Variant("ref", ("*",), fill, ok),
     )
 
@@ -356,7 +355,9 @@ def _fill_resize(layer: Layer, graph: Graph, isa: Isa, variant: Variant) -> Laye
     )
     scratch = 0
     if a.mode == "nearest":
-        params.update(iy=nearest_index(cy, H, a.nearest_mode), ix=nearest_index(cx, W, a.nearest_mode))
+        params.update(
+            iy=nearest_index(cy, H, a.nearest_mode), ix=nearest_index(cx, W, a.nearest_mode)
+        )
         token = "resizenearest"
     else:
         y0, y1, wy0, wy1 = linear_taps(cy, H)

@@ -90,9 +90,7 @@ def broadcast_strides(shape: tuple[int, ...], out_shape: tuple[int, ...]) -> lis
     return strides
 
 
-def collapse(
-    shape: tuple[int, ...], strides: list[list[int]]
-) -> tuple[list[int], list[list[int]]]:
+def collapse(shape: tuple[int, ...], strides: list[list[int]]) -> tuple[list[int], list[list[int]]]:
     """Merge adjacent dims that every operand walks the same way (contiguously or broadcast),
     and drop size-1 dims; returns at least one dim."""
     dims = [(n, [s[d] for s in strides]) for d, n in enumerate(shape) if n != 1]

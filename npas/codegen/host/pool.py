@@ -61,6 +61,10 @@ def _fill_pool(layer: Layer, graph: Graph, isa: Isa, variant: Variant) -> LayerK
     )
 
 
+def _pool_ref_ok(layer: Layer, graph: Graph, isa: Isa) -> bool:
+    return _pool_ok(layer, graph, isa) and layer.epilogue.act is None
+
+
 def _fill_pool_ref(layer: Layer, graph: Graph, isa: Isa, variant: Variant) -> LayerKernel:
     g = _geom(layer, graph)
     if layer.epilogue.act is not None:
@@ -84,7 +88,7 @@ def _fill_pool_ref(layer: Layer, graph: Graph, isa: Isa, variant: Variant) -> La
 POOL_MANIFEST: tuple[Variant, ...] = (
     Variant("dense", ("avx512",), _fill_pool, _pool_vec_ok, 1, 64, (("unroll", 4),)),
     Variant("dense", ("avx2",), _fill_pool, _pool_vec_ok, 1, 32, (("unroll", 4),)),
-    Variant("ref", ("*",), _fill_pool_ref, lambda l, g, i: _pool_ok(l, g, i) and not l.epilogue.act),
+    Variant("ref", ("*",), _fill_pool_ref, _pool_ref_ok),
 )
 
 
@@ -113,7 +117,7 @@ def _global_ok(layer: Layer, graph: Graph, isa: Isa) -> bool:
 
 
 GLOBAL_POOL_MANIFEST: tuple[Variant, ...] = (
-    Variant("dense", ("avx512",), _fill_global, lambda l, g, i: _global_ok(l, g, i), 1, 32),
-    Variant("dense", ("avx2",), _fill_global, lambda l, g, i: _global_ok(l, g, i), 1, 16),
+    Variant("dense", ("avx512",), _fill_global, _global_ok, 1, 32),
+    Variant("dense", ("avx2",), _fill_global, _global_ok, 1, 16),
     Variant("ref", ("*",), _fill_global, _global_ok),
 )

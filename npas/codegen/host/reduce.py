@@ -163,7 +163,21 @@ def _softmax_ok(layer: Layer, graph: Graph, isa: Isa) -> bool:
 
 
 SOFTMAX_MANIFEST: tuple[Variant, ...] = (
-    Variant("dense", ("avx512",), _fill_softmax, lambda l, g, i: is_vector_isa(i) and _softmax_ok(l, g, i), 1, 16),
-    Variant("dense", ("avx2",), _fill_softmax, lambda l, g, i: is_vector_isa(i) and _softmax_ok(l, g, i), 1, 8),
+    Variant(
+        "dense",
+        ("avx512",),
+        _fill_softmax,
+        _softmax_ok,
+        1,
+        16,
+    ),
+    Variant(
+        "dense",
+        ("avx2",),
+        _fill_softmax,
+        _softmax_ok,
+        1,
+        8,
+    ),
     Variant("ref", ("*",), _fill_softmax, _softmax_ok),
 )

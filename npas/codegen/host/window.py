@@ -32,9 +32,7 @@ class Planes:
     PC: int  # floats of one channel's planes (rounded up to a cache line)
 
 
-def plan_planes(
-    OH: int, OW: int, KH: int, KW: int, SH: int, SW: int, DH: int, DW: int
-) -> Planes:
+def plan_planes(OH: int, OW: int, KH: int, KW: int, SH: int, SW: int, DH: int, DW: int) -> Planes:
     Hp = (OH - 1) * SH + (KH - 1) * DH + 1
     Wp = (OW - 1) * SW + (KW - 1) * DW + 1
     Hq, Wq = _ceil(Hp, SH), _ceil(Wp, SW)
@@ -42,15 +40,11 @@ def plan_planes(
     used = sorted({((ky * DH) % SH, (kx * DW) % SW) for ky, kx in taps})
     index = {ph: i for i, ph in enumerate(used)}
     tap_off = tuple(
-        index[((ky * DH) % SH, (kx * DW) % SW)] * Hq * Wq
-        + ((ky * DH) // SH) * Wq
-        + (kx * DW) // SW
+        index[((ky * DH) % SH, (kx * DW) % SW)] * Hq * Wq + ((ky * DH) // SH) * Wq + (kx * DW) // SW
         for ky, kx in taps
     )
     flat = tuple(v for ph in used for v in ph)
     return Planes(Hq, Wq, flat, tap_off, _round_up(len(used) * Hq * Wq, 16))
-
-
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,8 @@
 // Register-blocked GEMM micro-kernel shared by every GEMM-shaped kernel (conv, grouped conv,
 // dense, matmul, conv-transpose), plus the helpers that pack activations into its panels.
 //
-// C[MR x NR] (+)= A[K x MR] * B[K x NR], where A is packed k-major (MR floats per k) and B is
-// packed k-major (NR = NV vectors per k). The accumulators stay in registers for the whole K
+// C[MR x NR] (+)= A[K x MR] * B[K x NR], where A is packed k-major (MR floats per k) and B
+// rows (NR = NV vectors used per k) are ldb floats apart. The accumulators stay in registers for the whole K
 // loop; the epilogue (bias, residual add, activation) runs on them before the single store.
 // MR and NV are template parameters so every generated kernel instantiates exactly the tiles
 // its shape needs (a main tile plus the M and N remainders, all known at compile time).
@@ -32,9 +32,9 @@ struct NoAct {
 // ldc) or null. `accumulate`: add to what C holds (a K block after the first). `last`: the
 // final K block, apply the epilogue. m_valid/n_valid clip the store for remainder tiles.
 template <class V, int MR, int NV, int kBias, bool kRes, class Act>
-NPAS_INLINE void tile(int kc, const float* __restrict a, const float* __restrict b, float* c,
-                      std::ptrdiff_t ldc, int m_valid, int n_valid, bool accumulate, bool last,
-                      const float* bias, const float* res) {
+NPAS_INLINE void tile(int kc, const float* __restrict a, const float* __restrict b,
+                      std::ptrdiff_t ldb, float* c, std::ptrdiff_t ldc, int m_valid, int n_valid,
+                      bool accumulate, bool last, const float* bias, const float* res) {
   using vec = typename V::vec;
   constexpr int L = V::kLanes;
   constexpr int NR = NV * L;
@@ -55,7 +55,7 @@ NPAS_INLINE void tile(int kc, const float* __restrict a, const float* __restrict
       for (int j = 0; j < NV; ++j) acc[i][j] = V::fmadd(av, bv[j], acc[i][j]);
     }
     a += MR;
-    b += NR;
+    b += ldb;
   }
   const bool full = m_valid == MR && n_valid == NR;
 #pragma GCC unroll 32

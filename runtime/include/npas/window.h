@@ -63,43 +63,37 @@ NPAS_INLINE void build_planes(float* __restrict dst, const float* __restrict x, 
   }
 }
 
-// A run of output pixels that lie in one output row: lanes [lane, lane + len) of a panel come
-// from plane offset q (= oy * Wq + ox) onwards.
+// A run of output pixels that lie in one output row: block columns [col, col + len) come from
+// plane offset q (= oy * Wq + ox) onwards.
 struct Segment {
-  int lane, len, q;
+  int col, len, q;
 };
 
-// Split pixels [p0, p0 + n) of an OW-wide output into per-row segments; returns the count.
+// Split pixels [p0, p0 + n) of an OW-wide output into per-row segments; returns the count
+// (at most n / OW + 2).
 NPAS_INLINE int segments(Segment* seg, int p0, int n, int OW, int Wq) {
   int count = 0;
-  for (int lane = 0; lane < n;) {
-    const int p = p0 + lane;
+  for (int col = 0; col < n;) {
+    const int p = p0 + col;
     const int oy = p / OW, ox = p - oy * OW;
-    const int len = std::min(OW - ox, n - lane);
-    seg[count++] = Segment{lane, len, oy * Wq + ox};
-    lane += len;
+    const int len = std::min(OW - ox, n - col);
+    seg[count++] = Segment{col, len, oy * Wq + ox};
+    col += len;
   }
   return count;
 }
 
-// im2col panel from phase planes: row k of the panel (width floats) gets, for each segment,
-// the run src + koff(k) + q. Lanes past the segments are zeroed.
+// im2col of a block of output pixels, k-major: row k (ldb floats) gets, for each segment, the
+// run src + koff[k] + q; columns [n, ldb) are zeroed so remainder tiles compute on zeros.
+// Segments are per output row, so the copies are long contiguous runs whatever the tile width.
 template <class V>
-NPAS_INLINE void pack_panel(float* __restrict dst, int width, const float* planes,
+NPAS_INLINE void pack_block(float* __restrict dst, std::ptrdiff_t ldb, const float* src,
                             const std::int64_t* koff, int kc, const Segment* seg, int nseg,
-                            int n_valid) {
-  if (nseg == 1 && seg[0].len == width) {
-    const int q = seg[0].q;
-    for (int k = 0; k < kc; ++k, dst += width) {
-      const float* src = planes + koff[k] + q;
-      for (int i = 0; i < width; i += V::kLanes) V::store(dst + i, V::load(src + i));
-    }
-    return;
-  }
-  for (int k = 0; k < kc; ++k, dst += width) {
-    const float* src = planes + koff[k];
-    for (int s = 0; s < nseg; ++s) simd::copy<V>(dst + seg[s].lane, src + seg[s].q, seg[s].len);
-    if (n_valid < width) simd::fill<V>(dst + n_valid, 0.0f, width - n_valid);
+                            int n) {
+  for (int k = 0; k < kc; ++k, dst += ldb) {
+    const float* s = src + koff[k];
+    for (int i = 0; i < nseg; ++i) simd::copy<V>(dst + seg[i].col, s + seg[i].q, seg[i].len);
+    if (n < ldb) simd::fill<V>(dst + n, 0.0f, ldb - n);
   }
 }
 
