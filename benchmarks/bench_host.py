@@ -47,7 +47,8 @@ def main() -> int:
                   flush=True)  # fmt: skip
 
     table = [
-        "| model | threads | isa | GMACs | npas median ms | ORT median ms | ORT/npas | matches ORT |",
+        "| model | threads | isa | GMACs | npas median ms | ORT median ms | ORT/npas "
+        "| matches ORT |",
         "|---|---:|---|---:|---:|---:|---:|---|",
     ]
     for name, threads, isa, macs, r, _ in rows:

@@ -76,7 +76,9 @@ def cmd_compile(args: argparse.Namespace) -> int:
         try:
             prune_config = json.loads(Path(args.prune_config).read_text())
         except (OSError, json.JSONDecodeError) as e:
-            raise UsageError(f"--prune-config {args.prune_config}: cannot read JSON ({e})") from None
+            raise UsageError(
+                f"--prune-config {args.prune_config}: cannot read JSON ({e})"
+            ) from None
     cm = npas.compile(
         str(model),
         target=args.target,

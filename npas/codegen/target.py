@@ -19,7 +19,12 @@ class Isa:
 
 SCALAR = Isa("scalar", 1, 16, ())
 AVX2 = Isa("avx2", 8, 16, ("-mavx2", "-mfma", "-mf16c"))
-AVX512 = Isa("avx512", 16, 32, ("-mavx512f", "-mavx512bw", "-mavx512dq", "-mavx512vl", "-mavx2", "-mfma", "-mf16c"))  # fmt: skip
+AVX512 = Isa(
+    "avx512",
+    16,
+    32,
+    ("-mavx512f", "-mavx512bw", "-mavx512dq", "-mavx512vl", "-mavx2", "-mfma", "-mf16c"),
+)
 NEON = Isa("neon", 4, 32, ("-march=armv8.2-a",))
 
 

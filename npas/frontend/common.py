@@ -49,7 +49,7 @@ def auto_pads(
     if mode not in ("SAME_UPPER", "SAME_LOWER"):
         raise node.unsupported(f"auto_pad={mode!r}")
     begin, end = [], []
-    for size, k, s, d in zip(sizes, kernel, stride, dilation):
+    for size, k, s, d in zip(sizes, kernel, stride, dilation, strict=False):
         out = math.ceil(size / s)
         total = max(0, (out - 1) * s + (k - 1) * d + 1 - size)
         small, big = total // 2, total - total // 2

@@ -173,7 +173,7 @@ class Context:
             shapes = infer_shapes(layer, self.graph)
         except ShapeError as e:
             raise node.error(f"{e}; check the model's shapes and --input-shape") from None
-        for out, shape in zip(outputs, shapes):
+        for out, shape in zip(outputs, shapes, strict=False):
             self.graph.values[out] = Value(out, shape)
         self.graph.layers.append(layer)
         self.layer_names.add(name)

@@ -115,7 +115,7 @@ def _fold_by_interp(cx: Context, node: Node, start: int) -> None:
             env[n] if n in env else np.asarray(g.values[n].data, np.float32) for n in layer.inputs
         ]
         outs = run_layer(layer, args, [g.shape(o) for o in layer.outputs])
-        env.update(zip(layer.outputs, outs))
+        env.update(zip(layer.outputs, outs, strict=False))
     for out in node.outputs:
         if not out:
             continue
@@ -149,7 +149,7 @@ def _convert_node(cx: Context, node: Node) -> None:
     all_const = all(cx.is_const(n) for n in present)
     if entry.fold is not None and (all_const or entry.shape_only):
         outs = entry.fold(cx, node)
-        for name, arr in zip(node.outputs, outs):
+        for name, arr in zip(node.outputs, outs, strict=False):
             if name:
                 cx.set_const(name, arr)
         return
@@ -248,7 +248,7 @@ def load_onnx(
         shape = _input_shape(vi, shapes.get(vi.name))
         cx.graph.values[vi.name] = Value(vi.name, shape)
         cx.graph.inputs.append(vi.name)
-    for index, (node_proto, node_name) in enumerate(zip(gp.node, _node_names(gp))):
+    for index, (node_proto, node_name) in enumerate(zip(gp.node, _node_names(gp), strict=False)):
         node = Node.from_proto(node_proto, index, opset, node_name)
         try:
             _convert_node(cx, node)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Optional
 
 import numpy as np
 
@@ -35,7 +34,7 @@ def softmax13(cx: Context, node: Node) -> None:
     cx.emit(node, Op.SOFTMAX, [cx.act(node.inputs[0])], node.outputs, AxisAttrs(axis))
 
 
-AxesGetter = Callable[[Context, Node], Optional[list[int]]]
+AxesGetter = Callable[[Context, Node], list[int] | None]
 
 
 def _axes_attr(cx: Context, node: Node) -> list[int] | None:

@@ -47,10 +47,10 @@ def resize(cx: Context, node: Node) -> None:
             raise node.error(f"sizes {sizes} must have one entry per axis {axes}")
         policy = node.attr("keep_aspect_ratio_policy", "stretch")
         if policy == "stretch":
-            for a, s in zip(axes, sizes):
+            for a, s in zip(axes, sizes, strict=False):
                 out[a] = s
         else:
-            ratios = [s / xs[a] for a, s in zip(axes, sizes)]
+            ratios = [s / xs[a] for a, s in zip(axes, sizes, strict=False)]
             r = min(ratios) if policy == "not_larger" else max(ratios)
             for a in axes:
                 out[a] = _round_half_up(r * xs[a])
@@ -61,7 +61,7 @@ def resize(cx: Context, node: Node) -> None:
         given = [float(v) for v in scales_in.astype(np.float32).reshape(-1)]
         if len(given) != len(axes):
             raise node.error(f"scales {given} must have one entry per axis {axes}")
-        for a, sc in zip(axes, given):
+        for a, sc in zip(axes, given, strict=False):
             scales[a] = sc
             out[a] = resize_out_dim(xs[a], sc)
     else:

@@ -7,6 +7,7 @@ activation) and the folder (numpy on a load-time constant, any dtype).
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 
@@ -276,7 +277,7 @@ def _slice_params(cx: Context, node: Node) -> tuple[list[int], list[int], list[i
     if not len(starts) == len(ends) == len(axes) == len(steps):
         raise node.error("starts, ends, axes and steps must have the same length")
     full_s, full_e, full_t = [0] * rank, list(shape), [1] * rank
-    for s, e, a, t in zip(starts, ends, norm_axes(node, axes, rank), steps):
+    for s, e, a, t in zip(starts, ends, norm_axes(node, axes, rank), steps, strict=False):
         dim = shape[a]
         if t == 0:
             raise node.error("slice step 0")
@@ -291,7 +292,9 @@ def _slice_params(cx: Context, node: Node) -> tuple[list[int], list[int], list[i
 
 
 def _slice_index(starts: list[int], ends: list[int], steps: list[int]) -> tuple[slice, ...]:
-    return tuple(slice(s, None if e < 0 else e, t) for s, e, t in zip(starts, ends, steps))
+    return tuple(
+        slice(s, None if e < 0 else e, t) for s, e, t in zip(starts, ends, steps, strict=False)
+    )
 
 
 def slice_op(cx: Context, node: Node) -> None:
@@ -308,7 +311,7 @@ def _emit_slice(
     cx: Context, node: Node, x: str, starts: list[int], ends: list[int], steps: list[int],
     output: str | None, suffix: str | None = None,
 ) -> str:  # fmt: skip
-    if any(slice_len(s, e, t) == 0 for s, e, t in zip(starts, ends, steps)):
+    if any(slice_len(s, e, t) == 0 for s, e, t in zip(starts, ends, steps, strict=False)):
         raise node.unsupported("the slice is empty; npas does not compile empty tensors")
     attrs = SliceAttrs(tuple(starts), tuple(steps), tuple(ends))
     outs = None if output is None else [output]
@@ -332,7 +335,7 @@ def gather(cx: Context, node: Node) -> None:
     if any(not 0 <= i < dim for i in flat):
         raise node.error(f"indices {flat} out of range for axis {axis} of size {dim}")
     step = flat[1] - flat[0] if len(flat) > 1 else 1
-    if idx.ndim > 1 or step == 0 or any(b - a != step for a, b in zip(flat, flat[1:])):
+    if idx.ndim > 1 or step == 0 or any(b - a != step for a, b in itertools.pairwise(flat)):
         raise node.unsupported(
             "Gather on a run-time tensor needs a scalar index or evenly spaced 1-D indices"
         )
@@ -373,7 +376,7 @@ def expand(cx: Context, node: Node) -> None:
         cx.bind(node.outputs[0], x)
         return
     aligned = (1,) * (len(out) - len(xs)) + xs
-    ones = np.ones([o if a == 1 else 1 for a, o in zip(aligned, out)], np.float32)
+    ones = np.ones([o if a == 1 else 1 for a, o in zip(aligned, out, strict=False)], np.float32)
     cx.emit(node, Op.MUL, [x, cx.add_const(f"{node.name}/ones", ones)], node.outputs)
 
 

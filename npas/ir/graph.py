@@ -63,8 +63,8 @@ class Layer:
     name: str
     inputs: tuple[str, ...]
     outputs: tuple[str, ...]
-    attrs: Any = NoAttrs()
-    epilogue: Epilogue = Epilogue()
+    attrs: Any = field(default_factory=NoAttrs)
+    epilogue: Epilogue = field(default_factory=Epilogue)
     sparsity: Sparsity | None = None
     schedule: Schedule | None = None
 

@@ -236,7 +236,7 @@ def avgpool(x: np.ndarray, a: PoolAttrs) -> np.ndarray:
 
 def slice_array(x: np.ndarray, a: SliceAttrs, out_shape: tuple[int, ...]) -> np.ndarray:
     index = []
-    for s, t, n in zip(a.starts, a.steps, out_shape):
+    for s, t, n in zip(a.starts, a.steps, out_shape, strict=False):
         stop = s + n * t
         index.append(slice(s, None if stop < 0 else stop, t))
     return x[tuple(index)]
@@ -246,13 +246,14 @@ def pad_array(x: np.ndarray, a: PadAttrs) -> np.ndarray:
     r = x.ndim
     begin, end = a.pads[:r], a.pads[r:]
     # numpy cannot pad by a negative amount: pad the positive part, then crop the negative part
-    widths = [(max(b, 0), max(e, 0)) for b, e in zip(begin, end)]
+    widths = [(max(b, 0), max(e, 0)) for b, e in zip(begin, end, strict=False)]
     if a.mode == "constant":
         y = np.pad(x, widths, mode="constant", constant_values=F32(a.value))
     else:
         y = np.pad(x, widths, mode=cast(Any, a.mode))  # reflect | edge | wrap, numpy's names
     crop = tuple(
-        slice(max(-b, 0), y.shape[i] - max(-e, 0)) for i, (b, e) in enumerate(zip(begin, end))
+        slice(max(-b, 0), y.shape[i] - max(-e, 0))
+        for i, (b, e) in enumerate(zip(begin, end, strict=False))
     )
     return y[crop]
 
@@ -380,7 +381,9 @@ def run_layer(
     if op is Op.SLICE:
         assert isinstance(a, SliceAttrs)
         if a.ends:
-            shape = tuple(slice_len(s, e, t) for s, e, t in zip(a.starts, a.ends, a.steps))
+            shape = tuple(
+                slice_len(s, e, t) for s, e, t in zip(a.starts, a.ends, a.steps, strict=False)
+            )
         elif out_shapes is not None:
             shape = out_shapes[0]
         else:
@@ -435,7 +438,7 @@ def run_graph(
                 args.append(np.asarray(data, dtype=F32))
         shapes = [graph.shape(o) for o in layer.outputs if o in graph.values]
         outs = run_layer(layer, args, shapes or None)
-        for name, arr in zip(layer.outputs, outs):
+        for name, arr in zip(layer.outputs, outs, strict=False):
             env[name] = arr
     if keep_all:
         for name, v in graph.values.items():

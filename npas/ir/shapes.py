@@ -193,7 +193,7 @@ def _concat(layer: Layer, ins: list[Shape], g: Graph) -> list[Shape]:
         raise _fail(layer, f"axis {axis} out of range for {list(first)}")
     for s in ins[1:]:
         if len(s) != len(first) or any(
-            d != e for i, (d, e) in enumerate(zip(s, first)) if i != axis
+            d != e for i, (d, e) in enumerate(zip(s, first, strict=False)) if i != axis
         ):
             raise _fail(layer, f"inputs {[list(s) for s in ins]} differ outside axis {axis}")
     out = list(first)
@@ -219,12 +219,12 @@ def _slice(layer: Layer, ins: list[Shape], g: Graph) -> list[Shape]:
     if a.ends:
         if len(a.ends) != len(x):
             raise _fail(layer, f"ends must have one entry per dim of {list(x)}")
-        out = tuple(slice_len(s, e, t) for s, e, t in zip(a.starts, a.ends, a.steps))
+        out = tuple(slice_len(s, e, t) for s, e, t in zip(a.starts, a.ends, a.steps, strict=False))
     elif layer.outputs[0] in g.values:
         out = g.shape(layer.outputs[0])
     else:
         raise _fail(layer, "slice without ends needs a declared output shape")
-    for d, (n, s, t, o) in enumerate(zip(x, a.starts, a.steps, out)):
+    for d, (n, s, t, o) in enumerate(zip(x, a.starts, a.steps, out, strict=False)):
         last = s + (o - 1) * t
         if t == 0 or o < 1 or not (0 <= s < n and 0 <= last < n):
             raise _fail(layer, f"dim {d}: start {s} step {t} x{o} leaves the input extent {n}")

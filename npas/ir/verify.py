@@ -147,7 +147,7 @@ def verify(graph: Graph) -> None:
             shapes = infer_shapes(layer, graph)
         except ShapeError as e:
             raise VerifyError(str(e)) from None
-        for name, shape in zip(layer.outputs, shapes):
+        for name, shape in zip(layer.outputs, shapes, strict=False):
             v = graph.values.get(name)
             if v is None:
                 raise VerifyError(f"layer {layer.name!r}: output {name!r} has no Value")

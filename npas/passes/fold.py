@@ -31,7 +31,7 @@ def fold_constants(graph: Graph) -> Graph:
             continue
         args = [np.asarray(g.values[n].data, F32) for n in layer.inputs]
         outs = run_layer(layer, args, [g.shape(o) for o in layer.outputs])
-        for name, arr in zip(layer.outputs, outs):
+        for name, arr in zip(layer.outputs, outs, strict=False):
             data = np.array(arr, dtype=F32, order="C")  # keeps 0-d arrays 0-d
             g.values[name] = Value(name, tuple(arr.shape), "float32", data)
     g.layers = kept

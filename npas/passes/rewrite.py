@@ -7,7 +7,6 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Optional
 
 from npas.ir import Graph, Layer, Op
 
@@ -37,7 +36,7 @@ def rename_inputs(layer: Layer, mapping: dict[str, str]) -> Layer:
 # A rewrite gets (graph, producer, consumer, input position of the producer's output in the
 # consumer) and returns the merged layer, or None when the pair does not qualify. It may add
 # constants to `graph`.
-Rewrite = Callable[[Graph, Layer, Layer, int], Optional[Layer]]
+Rewrite = Callable[[Graph, Layer, Layer, int], Layer | None]
 
 
 @dataclass(frozen=True)

@@ -79,7 +79,7 @@ class NpasRep(onnx.backend.base.BackendRep):
     def __init__(self, model: onnx.ModelProto) -> None:
         self.model = model
 
-    def run(self, inputs, **kwargs):  # noqa: ARG002 — BackendRep's signature
+    def run(self, inputs, **kwargs):
         graph = self.model.graph
         opset = next(o.version for o in self.model.opset_import if o.domain in ("", "ai.onnx"))
         const_names: set[str] = set()
@@ -108,11 +108,11 @@ class NpasBackend(onnx.backend.base.Backend):
         return device == "CPU"
 
     @classmethod
-    def prepare(cls, model, device="CPU", **kwargs):  # noqa: ARG003
+    def prepare(cls, model, device="CPU", **kwargs):
         return NpasRep(model)
 
     @classmethod
-    def run_node(cls, node, inputs, device="CPU", outputs_info=None, **kwargs):  # noqa: ARG003
+    def run_node(cls, node, inputs, device="CPU", outputs_info=None, **kwargs):
         graph = helper.make_graph(
             [node], "node",
             [helper.make_tensor_value_info(n, onnx.TensorProto.FLOAT, None) for n in node.input],

@@ -54,7 +54,7 @@ def run_ort(m: onnx.ModelProto, feeds: Mapping[str, np.ndarray]) -> dict[str, np
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     sess = ort.InferenceSession(m.SerializeToString(), opts, providers=["CPUExecutionProvider"])
     names = [o.name for o in sess.get_outputs()]
-    return dict(zip(names, sess.run(names, dict(feeds))))
+    return dict(zip(names, sess.run(names, dict(feeds)), strict=False))
 
 
 def check(
@@ -112,7 +112,7 @@ class GraphBuilder:
 
         outs = (outputs,) if isinstance(outputs, str) else tuple(outputs)
         layer = Layer(op, name, tuple(inputs), outs, attrs or NoAttrs(), epilogue or Epilogue())
-        for o, s in zip(outs, infer_shapes(layer, self.g)):
+        for o, s in zip(outs, infer_shapes(layer, self.g), strict=False):
             self.g.values[o] = Value(o, s)
         self.g.layers.append(layer)
         return outs[0]
