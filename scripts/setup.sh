@@ -8,7 +8,7 @@ cd "$ROOT"
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
-DEB_PACKAGES=(g++ cmake ninja-build ccache python3-venv python3-dev)
+DEB_PACKAGES=(g++ cmake ninja-build python3-venv python3-dev)
 missing=()
 for p in "${DEB_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -156,7 +156,7 @@ def _fill_conv_gemm(layer: Layer, graph: Graph, isa: Isa, variant: Variant) -> L
     L = isa.vector_floats
     MR, NV = variant.mr, variant.nr // L
     NR = NV * L
-    direct = (g.KH, g.KW, g.SH, g.SW) == (1, 1, 1, 1) and not any((g.PT, g.PL, g.PB, g.PR))
+    direct = _is_direct(g)
     kc_max = variant.param("kc_max", 512)
     NKB = _ceil(g.K, kc_max)
     KC = _ceil(g.K, NKB)
@@ -199,6 +199,67 @@ def _fill_conv_gemm(layer: Layer, graph: Graph, isa: Isa, variant: Variant) -> L
         scratch_bytes_per_thread=4 * (planes_floats + KC * NC_MAX),
         macs=g.macs,
     )
+
+
+def _is_direct(g: ConvGeom) -> bool:
+    """1x1, stride 1, unpadded: the GEMM's B rows are x's channel planes themselves."""
+    return (g.KH, g.KW, g.SH, g.SW) == (1, 1, 1, 1) and not any((g.PT, g.PL, g.PB, g.PR))
+
+
+def _fill_conv_implicit(layer: Layer, graph: Graph, isa: Isa, variant: Variant) -> LayerKernel:
+    g = conv_geom(layer, graph)
+    L = isa.vector_floats
+    MR, NV = variant.mr, variant.nr // L
+    NR = NV * L
+    pl = plan_planes(g.OH, g.OW, g.KH, g.KW, g.SH, g.SW, g.DH, g.DW)
+    qn = g.OH * pl.Wq
+    reach = (g.C - 1) * pl.PC + max(pl.tap_off) + _round_up(qn, NR) + NR
+    planes_floats = _round_up(max(g.C * pl.PC, reach), 16)
+    params = dict(
+        g.params(),
+        MR=MR,
+        NV=NV,
+        NR=NR,
+        MR_TAIL=g.Fg % MR,
+        MTILES=_ceil(g.Fg, MR),
+        NC_MAX=min(_round_up(qn, NR), variant.param("nc_max", 512) // NR * NR),
+        Hq=pl.Hq,
+        Wq=pl.Wq,
+        phases=pl.phases,
+        tap_off=pl.tap_off,
+        PC=pl.PC,
+        PLANES_FLOATS=planes_floats,
+        residual=g.residual is not None,
+        act=act_expr(layer.epilogue.act, "x", vector=True),
+    )
+    wmat = g.weight.reshape(g.G, g.Fg, g.K)
+    packed = np.concatenate([pack_a_panels(wmat[i], MR) for i in range(g.G)])
+    return finish(
+        op_token=g.op_token("iconv" if g.G == 1 else "igconv"),
+        variant=variant,
+        isa=isa,
+        template="host/conv_implicit.cpp.j2",
+        params=params,
+        epilogue=layer.epilogue,
+        weights=(packed, g.bias),
+        inputs=g.inputs,
+        scratch_bytes_per_thread=4 * planes_floats,
+        macs=g.macs,
+    )
+
+
+def _conv_implicit_ok(layer: Layer, graph: Graph, isa: Isa) -> bool:
+    """Implicit GEMM serves every padded/strided/dilated conv whose q-space (plane-wide rows)
+    costs at most ~6% more column tiles than the real pixels: then skipping the im2col copy
+    wins. Narrow outputs with wide padding (e.g. 28x28 3x3: 30-wide rows) keep im2col."""
+    if not (is_vector_isa(isa) and _is_conv(layer, graph)):
+        return False
+    g = conv_geom(layer, graph)
+    if g.depthwise or _is_direct(g) or g.K > 8192:
+        return False
+    nr = 32 if isa.vector_floats == 16 else 16
+    wq = plan_planes(g.OH, g.OW, g.KH, g.KW, g.SH, g.SW, g.DH, g.DW).Wq
+    return _ceil(g.OH * wq, nr) <= 1.06 * _ceil(g.P, nr)
 
 
 def _conv_gemm_ok(layer: Layer, graph: Graph, isa: Isa) -> bool:
@@ -263,6 +324,8 @@ def _fill_conv_ref(layer: Layer, graph: Graph, isa: Isa, variant: Variant) -> La
 
 
 CONV2D_MANIFEST: tuple[Variant, ...] = (
+    Variant("dense", ("avx512",), _fill_conv_implicit, _conv_implicit_ok, 12, 32),
+    Variant("dense", ("avx2",), _fill_conv_implicit, _conv_implicit_ok, 6, 16),
     Variant("dense", ("avx512",), _fill_dwconv, _dwconv_ok, 1, 64, (("unroll", 4),)),
     Variant("dense", ("avx2",), _fill_dwconv, _dwconv_ok, 1, 32, (("unroll", 4),)),
     Variant("dense", ("avx512",), _fill_conv_gemm, _conv_gemm_ok, 12, 32, (("kc_max", 512),)),

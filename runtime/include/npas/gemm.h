@@ -86,6 +86,41 @@ NPAS_INLINE void tile(int kc, const float* __restrict a, const float* __restrict
   }
 }
 
+// The same register tile with B read in place: row k of B is base + koff[k] (NR floats), e.g.
+// one tap of one channel in padded phase planes (implicit GEMM: no im2col copy at all). The
+// raw accumulators go to c (ldc floats per row); the caller applies the epilogue.
+template <class V, int MR, int NV>
+NPAS_INLINE void tile_gather(int kc, const float* __restrict a, const float* base,
+                             const std::int32_t* __restrict koff, float* __restrict c,
+                             std::ptrdiff_t ldc) {
+  using vec = typename V::vec;
+  constexpr int L = V::kLanes;
+  vec acc[MR][NV];
+#pragma GCC unroll 32
+  for (int i = 0; i < MR; ++i) {
+#pragma GCC unroll 8
+    for (int j = 0; j < NV; ++j) acc[i][j] = V::zero();
+  }
+  for (int k = 0; k < kc; ++k) {
+    const float* b = base + koff[k];
+    vec bv[NV];
+#pragma GCC unroll 8
+    for (int j = 0; j < NV; ++j) bv[j] = V::load(b + j * L);
+#pragma GCC unroll 32
+    for (int i = 0; i < MR; ++i) {
+      const vec av = V::set1(a[i]);
+#pragma GCC unroll 8
+      for (int j = 0; j < NV; ++j) acc[i][j] = V::fmadd(av, bv[j], acc[i][j]);
+    }
+    a += MR;
+  }
+#pragma GCC unroll 32
+  for (int i = 0; i < MR; ++i) {
+#pragma GCC unroll 8
+    for (int j = 0; j < NV; ++j) V::store(c + i * ldc + j * L, acc[i][j]);
+  }
+}
+
 // Pack rows of B: panel row k (NR floats) <- src + offsets[k] + col0, n_valid floats, the rest
 // zero (so remainder columns compute on zeros, never on stale scratch).
 template <class V, int NV>
