@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sys
 from collections.abc import Sequence
@@ -285,6 +286,9 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
     shapes = dict(parse_shape_arg(s) for s in args.input_shape)
     graph = load_onnx(str(path), input_shapes=shapes or None)
+    if args.sparsity:
+        print(format_sparsity(run_pipeline(graph)))
+        return 0
     if args.ir:
         from npas.ir.printer import format_graph
 
@@ -298,6 +302,28 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     for layer in graph.layers:
         print(f"  {layer.name:<40} {layer.op.value}")
     return 0
+
+
+def format_sparsity(graph: Any) -> str:
+    """Per prunable layer: weight count, zeros and the pruning rate they amount to."""
+    from npas.ir.ops import PRUNABLE
+
+    lines = [f"{'layer':<48} {'op':<8} {'weights':>10} {'zeros':>8} {'rate':>7}"]
+    total = zeros = 0
+    for layer in graph.layers:
+        if layer.op not in PRUNABLE:
+            continue
+        w = graph.const(layer.inputs[1])
+        n, z = int(w.size), int(np.count_nonzero(w == 0))
+        total, zeros = total + n, zeros + z
+        rate = n / max(n - z, 1)
+        lines.append(
+            f"{layer.name[-48:]:<48} {layer.op.value:<8} {n:>10} {z / n:>8.1%} {rate:>6.2f}x"
+        )
+    if total:
+        lines.append(f"{'total':<48} {'':<8} {total:>10} {zeros / total:>8.1%} "
+                     f"{total / max(total - zeros, 1):>6.2f}x")  # fmt: skip
+    return "\n".join(lines)
 
 
 def cmd_zoo(args: argparse.Namespace) -> int:
@@ -392,6 +418,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("npasc: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `npasc inspect ... | head`: the reader left, not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":
