@@ -64,8 +64,9 @@ def _lowering_id(lower: Callable[..., Any] | None) -> Any:
     covered by the npas source fingerprint; another one by its name and its module's source."""
     if lower is None:
         return "default"
+    module = inspect.getmodule(lower)
     try:
-        source = inspect.getsource(inspect.getmodule(lower))  # type: ignore[arg-type]
+        source = inspect.getsource(module) if module is not None else ""
     except (OSError, TypeError):
         source = ""
     return (getattr(lower, "__module__", "?"), getattr(lower, "__qualname__", repr(lower)), source)

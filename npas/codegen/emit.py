@@ -421,7 +421,7 @@ def _lower_layers(
     all_reads: list[tuple[str, ...]] = []
     steps: list[Step] = []
     for layer in graph.layers:
-        where = f"layer {layer.name!r} ({layer.op.value})"
+        where = layer.where
         try:
             kernel = lower_fn(layer, graph, target)
         except NotImplementedError as e:
@@ -501,7 +501,7 @@ def emit(
     sources: dict[str, str] = {}
     layers: list[EmittedLayer] = []
     for layer, kernel, reads in zip(graph.layers, kernels, all_reads, strict=True):
-        where = f"layer {layer.name!r} ({layer.op.value})"
+        where = layer.where
         scheme = layer.sparsity.scheme if layer.sparsity is not None else "dense"
         if kernel is None:
             layers.append(

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from npas.ir import Op, ReshapeAttrs
+from npas.ir.attrs import Pads4, Pair, WindowAttrs
 
 from .context import Context, Node
 
@@ -27,6 +28,18 @@ def norm_axes(node: Node, axes: Sequence[int], rank: int) -> list[int]:
 
 def ints(arr: np.ndarray | Sequence[int] | None) -> list[int]:
     return [] if arr is None else [int(v) for v in np.asarray(arr).reshape(-1)]
+
+
+def axes_attr(cx: Context, node: Node) -> list[int] | None:
+    """The `axes` attribute (opsets before axes became an input), or None."""
+    axes = node.attr("axes")
+    return None if axes is None else ints(axes)
+
+
+def axes_input(cx: Context, node: Node) -> list[int] | None:
+    """The optional constant `axes` input (input 1), or None."""
+    axes = cx.require_const(node, 1, "axes")
+    return None if axes is None else ints(axes)
 
 
 def auto_pads(
@@ -87,11 +100,34 @@ def lift_pair(vals: Sequence[int], fill: int) -> tuple[int, int]:
     return (fill, vals[0]) if len(vals) == 1 else (vals[0], vals[1])
 
 
-def lift_pads(pads: Sequence[int]) -> tuple[int, int, int, int]:
+def lift_pads(pads: Sequence[int]) -> Pads4:
     """ONNX pads (begin..., end...) as IR (top, left, bottom, right)."""
     if len(pads) == 2:
         return (0, pads[0], 0, pads[1])
     return (pads[0], pads[1], pads[2], pads[3])
+
+
+def lift_window(
+    kernel: Sequence[int], stride: Sequence[int], pads: Sequence[int], dilation: Sequence[int]
+) -> tuple[Pair, Pair, Pads4, Pair]:
+    """A 1-D or 2-D node's window as the leading fields of the IR's WindowAttrs (kernel,
+    stride, pads, dilation), ready to pass positionally to a WindowAttrs subclass."""
+    return lift_pair(kernel, 1), lift_pair(stride, 1), lift_pads(pads), lift_pair(dilation, 1)
+
+
+def emit_lifted(
+    cx: Context, node: Node, op: Op, x: str, params: Sequence[str], attrs: WindowAttrs
+) -> None:
+    """Emit the 2-D conv/pool layer `op` on IR value `x` and weight/bias `params`. A 1-D
+    (N, C, W) input runs as an H=1 image between two reshapes (params already lifted)."""
+    xs = cx.graph.shape(x)
+    if len(xs) != 3:
+        cx.emit(node, op, [x, *params], node.outputs[:1], attrs)
+        return
+    x4 = reshape(cx, node, x, (xs[0], xs[1], 1, xs[2]), "to2d")
+    (y,) = cx.emit(node, op, [x4, *params], None, attrs)
+    ys = cx.graph.shape(y)
+    reshape(cx, node, y, (ys[0], ys[1], ys[3]), "to1d", node.outputs[0])
 
 
 def reshape(cx: Context, node: Node, x: str, shape: Sequence[int], suffix: str,

@@ -7,7 +7,7 @@ ask `cx.const(...)` / `cx.act(...)` and emit IR layers with `cx.emit(...)`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -198,3 +198,9 @@ class Context:
     def set_const(self, onnx_name: str, data: np.ndarray) -> None:
         self.alias.pop(onnx_name, None)
         self.consts[onnx_name] = np.asarray(data)
+
+
+# A registry entry's functions: a converter emits IR layers for a node; a folder computes the
+# node's outputs at load time when its inputs are constants.
+Converter = Callable[[Context, Node], None]
+Folder = Callable[[Context, Node], list[np.ndarray]]

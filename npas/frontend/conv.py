@@ -5,21 +5,28 @@ from __future__ import annotations
 import numpy as np
 
 from npas.ir import Conv2dAttrs, ConvTranspose2dAttrs, Op, TransposeAttrs
+from npas.ir.shapes import conv_transpose_out_dim
 
-from .common import check_spatial_rank, ints, lift_pads, lift_pair, reshape, spatial_attrs
+from .common import (
+    check_spatial_rank,
+    emit_lifted,
+    ints,
+    lift_pair,
+    lift_window,
+    reshape,
+    spatial_attrs,
+)
 from .context import Context, Node
 
 F32 = np.float32
 
 
-def _weight(cx: Context, node: Node, i: int, what: str, data: np.ndarray | None = None) -> str:
-    """IR constant for weight input i: the initializer itself when unchanged (keeps its ONNX
-    name), else a new constant named after the node."""
-    name = node.input(i)
-    assert name is not None
-    if data is None:
-        return cx.act(name)
-    return cx.add_const(f"{node.name}/{what}", data)
+def _weight(cx: Context, node: Node, w: np.ndarray, lift: bool) -> str:
+    """IR constant for the weight (input 1): the initializer itself for a 2-D node (keeps its
+    ONNX name); for a 1-D node a new constant, named after the node, with an H=1 kernel."""
+    if not lift:
+        return cx.act(node.inputs[1])
+    return cx.add_const(f"{node.name}/weight", w.reshape(*w.shape[:2], 1, w.shape[2]))
 
 
 def _bias(cx: Context, node: Node, i: int, n: int) -> str:
@@ -32,12 +39,18 @@ def _bias(cx: Context, node: Node, i: int, n: int) -> str:
     return cx.act(node.inputs[i])
 
 
-def conv(cx: Context, node: Node) -> None:
+def _input_and_weight(cx: Context, node: Node) -> tuple[str, tuple[int, ...], np.ndarray]:
+    """A conv node's input (name and shape, rank checked) and its constant weight."""
     x = node.inputs[0]
     xs = cx.shape(x)
     check_spatial_rank(node, len(xs))
     w = cx.require_const(node, 1, "weight")
     assert w is not None
+    return x, xs, w
+
+
+def conv(cx: Context, node: Node) -> None:
+    x, xs, w = _input_and_weight(cx, node)
     if w.ndim != len(xs):
         raise node.error(f"weight {list(w.shape)} does not match the input rank {len(xs)}")
     kernel = ints(node.attr("kernel_shape")) or list(w.shape[2:])
@@ -45,30 +58,16 @@ def conv(cx: Context, node: Node) -> None:
         raise node.error(f"kernel_shape {kernel} != weight kernel {list(w.shape[2:])}")
     stride, dilation, pads = spatial_attrs(node, xs[2:], kernel)
     attrs = Conv2dAttrs(
-        kernel=lift_pair(kernel, 1),
-        stride=lift_pair(stride, 1),
-        pads=lift_pads(pads),
-        dilation=lift_pair(dilation, 1),
-        groups=int(node.attr("group", 1)),
+        *lift_window(kernel, stride, pads, dilation), groups=int(node.attr("group", 1))
     )
     bias = _bias(cx, node, 2, w.shape[0])
     xin = cx.act(x)
-    if len(xs) == 3:  # 1-D conv as a 2-D conv over an H=1 image
-        wid = _weight(cx, node, 1, "weight", w.reshape(*w.shape[:2], 1, w.shape[2]))
-        x4 = reshape(cx, node, xin, (xs[0], xs[1], 1, xs[2]), "to2d")
-        (y,) = cx.emit(node, Op.CONV2D, [x4, wid, bias], None, attrs)
-        ys = cx.graph.shape(y)
-        reshape(cx, node, y, (ys[0], ys[1], ys[3]), "to1d", node.outputs[0])
-        return
-    cx.emit(node, Op.CONV2D, [xin, _weight(cx, node, 1, "weight"), bias], node.outputs, attrs)
+    wid = _weight(cx, node, w, lift=len(xs) == 3)
+    emit_lifted(cx, node, Op.CONV2D, xin, [wid, bias], attrs)
 
 
 def conv_transpose(cx: Context, node: Node) -> None:
-    x = node.inputs[0]
-    xs = cx.shape(x)
-    check_spatial_rank(node, len(xs))
-    w = cx.require_const(node, 1, "weight")
-    assert w is not None
+    x, xs, w = _input_and_weight(cx, node)
     n = len(xs) - 2
     group = int(node.attr("group", 1))
     kernel = ints(node.attr("kernel_shape")) or list(w.shape[2:])
@@ -78,7 +77,7 @@ def conv_transpose(cx: Context, node: Node) -> None:
     out_shape = ints(node.attr("output_shape"))
     auto_pad = node.attr("auto_pad", "NOTSET")
     full = [
-        stride[i] * (xs[2 + i] - 1) + out_pad[i] + (kernel[i] - 1) * dilation[i] + 1
+        conv_transpose_out_dim(xs[2 + i], kernel[i], stride[i], dilation[i], out_pad[i])
         for i in range(n)
     ]
     if len(out_shape) == n + 2:  # some exporters give the whole NCHW shape
@@ -103,26 +102,14 @@ def conv_transpose(cx: Context, node: Node) -> None:
     else:
         pads = ints(node.attr("pads")) or [0] * (2 * n)
     attrs = ConvTranspose2dAttrs(
-        kernel=lift_pair(kernel, 1),
-        stride=lift_pair(stride, 1),
-        pads=lift_pads(pads),
-        dilation=lift_pair(dilation, 1),
+        *lift_window(kernel, stride, pads, dilation),
         groups=group,
         output_padding=lift_pair(out_pad, 0),
     )
     bias = _bias(cx, node, 2, w.shape[1] * group)
     xin = cx.act(x)
-    if n == 1:
-        wid = _weight(cx, node, 1, "weight", w.reshape(*w.shape[:2], 1, w.shape[2]))
-        x4 = reshape(cx, node, xin, (xs[0], xs[1], 1, xs[2]), "to2d")
-        (y,) = cx.emit(node, Op.CONV_TRANSPOSE2D, [x4, wid, bias], None, attrs)
-        ys = cx.graph.shape(y)
-        reshape(cx, node, y, (ys[0], ys[1], ys[3]), "to1d", node.outputs[0])
-        return
-    cx.emit(
-        node, Op.CONV_TRANSPOSE2D, [xin, _weight(cx, node, 1, "weight"), bias], node.outputs,
-        attrs,
-    )  # fmt: skip
+    wid = _weight(cx, node, w, lift=n == 1)
+    emit_lifted(cx, node, Op.CONV_TRANSPOSE2D, xin, [wid, bias], attrs)
 
 
 def _add_scaled(cx: Context, node: Node, y: str, c: str, beta: float, out: str) -> None:

@@ -13,23 +13,34 @@ import numpy as np
 
 from npas.ir import NoAttrs, Op, UnaryAttrs
 
-from .context import Context, Node
+from .context import Context, Converter, Folder, Node
 
 F32 = np.float32
-Converter = Callable[[Context, Node], None]
-Folder = Callable[[Context, Node], list[np.ndarray]]
 FLT_MAX = float(np.finfo(np.float32).max)
 
 
 # ---- unary ----
 
 
-def _unary(op: Op) -> Converter:
+def _simple(op: Op, arity: int, **params: float) -> Converter:
+    """Converter for an op that maps its first `arity` inputs to one IR layer; `params` are the
+    UnaryAttrs fields it reads from the ONNX attributes of the same name, with their defaults."""
+
     def convert(cx: Context, node: Node) -> None:
-        cx.emit(node, op, [cx.act(node.inputs[0])], node.outputs, NoAttrs())
+        args = [cx.act(name) for name in node.inputs[:arity]]
+        attrs = UnaryAttrs(**{k: float(node.attr(k, v)) for k, v in params.items()})
+        cx.emit(node, op, args, node.outputs, attrs if params else NoAttrs())
 
     convert.__name__ = f"convert_{op.value}"
     return convert
+
+
+def _unary(op: Op, **params: float) -> Converter:
+    return _simple(op, 1, **params)
+
+
+def _binary(op: Op) -> Converter:
+    return _simple(op, 2)
 
 
 relu = _unary(Op.RELU)
@@ -42,21 +53,9 @@ neg = _unary(Op.NEG)
 abs_ = _unary(Op.ABS)
 reciprocal = _unary(Op.RECIPROCAL)
 hard_swish = _unary(Op.HARDSWISH)
-
-
-def leaky_relu(cx: Context, node: Node) -> None:
-    attrs = UnaryAttrs(alpha=float(node.attr("alpha", 0.01)))
-    cx.emit(node, Op.LEAKY_RELU, [cx.act(node.inputs[0])], node.outputs, attrs)
-
-
-def elu(cx: Context, node: Node) -> None:
-    attrs = UnaryAttrs(alpha=float(node.attr("alpha", 1.0)))
-    cx.emit(node, Op.ELU, [cx.act(node.inputs[0])], node.outputs, attrs)
-
-
-def hard_sigmoid(cx: Context, node: Node) -> None:
-    attrs = UnaryAttrs(alpha=float(node.attr("alpha", 0.2)), beta=float(node.attr("beta", 0.5)))
-    cx.emit(node, Op.HARDSIGMOID, [cx.act(node.inputs[0])], node.outputs, attrs)
+leaky_relu = _unary(Op.LEAKY_RELU, alpha=0.01)
+elu = _unary(Op.ELU, alpha=1.0)
+hard_sigmoid = _unary(Op.HARDSIGMOID, alpha=0.2, beta=0.5)
 
 
 def _clip(cx: Context, node: Node, lo: float, hi: float) -> None:
@@ -109,15 +108,6 @@ def fold_clip11(cx: Context, node: Node) -> list[np.ndarray]:
 
 
 # ---- binary ----
-
-
-def _binary(op: Op) -> Converter:
-    def convert(cx: Context, node: Node) -> None:
-        a, b = node.inputs[0], node.inputs[1]
-        cx.emit(node, op, [cx.act(a), cx.act(b)], node.outputs, NoAttrs())
-
-    convert.__name__ = f"convert_{op.value}"
-    return convert
 
 
 add = _binary(Op.ADD)

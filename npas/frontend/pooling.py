@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from npas.ir import NoAttrs, Op, PoolAttrs
 
-from .common import check_spatial_rank, ints, lift_pads, lift_pair, reshape, spatial_attrs
-from .context import Context, Node
+from .common import check_spatial_rank, emit_lifted, ints, lift_window, spatial_attrs
+from .context import Context, Converter, Node
 
 
 def _pool(cx: Context, node: Node, op: Op, count_include_pad: bool) -> None:
@@ -17,21 +17,11 @@ def _pool(cx: Context, node: Node, op: Op, count_include_pad: bool) -> None:
         raise node.error(f"kernel_shape {kernel} does not match the input rank {len(xs)}")
     stride, dilation, pads = spatial_attrs(node, xs[2:], kernel)
     attrs = PoolAttrs(
-        kernel=lift_pair(kernel, 1),
-        stride=lift_pair(stride, 1),
-        pads=lift_pads(pads),
-        dilation=lift_pair(dilation, 1),
+        *lift_window(kernel, stride, pads, dilation),
         ceil_mode=bool(node.attr("ceil_mode", 0)),
         count_include_pad=count_include_pad,
     )
-    xin = cx.act(x)
-    if len(xs) == 3:
-        x4 = reshape(cx, node, xin, (xs[0], xs[1], 1, xs[2]), "to2d")
-        (y,) = cx.emit(node, op, [x4], None, attrs)
-        ys = cx.graph.shape(y)
-        reshape(cx, node, y, (ys[0], ys[1], ys[3]), "to1d", node.outputs[0])
-        return
-    cx.emit(node, op, [xin], node.outputs[:1], attrs)
+    emit_lifted(cx, node, op, cx.act(x), [], attrs)
 
 
 def max_pool(cx: Context, node: Node) -> None:
@@ -44,7 +34,7 @@ def average_pool(cx: Context, node: Node) -> None:
     _pool(cx, node, Op.AVGPOOL, bool(node.attr("count_include_pad", 0)))
 
 
-def _global(op: Op):  # type: ignore[no-untyped-def]
+def _global(op: Op) -> Converter:
     def convert(cx: Context, node: Node) -> None:
         xs = cx.shape(node.inputs[0])
         if len(xs) < 3:

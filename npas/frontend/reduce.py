@@ -10,8 +10,8 @@ import numpy as np
 
 from npas.ir import AxisAttrs, Op, ReduceAttrs
 
-from .common import ints, norm_axes, norm_axis, reshape
-from .context import Context, Node
+from .common import axes_attr, axes_input, norm_axes, norm_axis, reshape
+from .context import Context, Converter, Folder, Node
 
 
 def softmax11(cx: Context, node: Node) -> None:
@@ -37,16 +37,6 @@ def softmax13(cx: Context, node: Node) -> None:
 AxesGetter = Callable[[Context, Node], list[int] | None]
 
 
-def _axes_attr(cx: Context, node: Node) -> list[int] | None:
-    axes = node.attr("axes")
-    return None if axes is None else ints(axes)
-
-
-def _axes_input(cx: Context, node: Node) -> list[int] | None:
-    arr = cx.require_const(node, 1, "axes")
-    return None if arr is None else ints(arr)
-
-
 def _reduce_axes(cx: Context, node: Node, get: AxesGetter) -> list[int] | None:
     """Sorted reduced axes; None means "no reduction" (noop_with_empty_axes)."""
     rank = len(cx.shape(node.inputs[0]))
@@ -58,7 +48,7 @@ def _reduce_axes(cx: Context, node: Node, get: AxesGetter) -> list[int] | None:
     return sorted(norm_axes(node, axes, rank))
 
 
-def _reduce(op: Op, get: AxesGetter) -> Callable[[Context, Node], None]:
+def _reduce(op: Op, get: AxesGetter) -> Converter:
     def convert(cx: Context, node: Node) -> None:
         axes = _reduce_axes(cx, node, get)
         x = cx.act(node.inputs[0])
@@ -72,9 +62,7 @@ def _reduce(op: Op, get: AxesGetter) -> Callable[[Context, Node], None]:
     return convert
 
 
-def _fold_reduce(
-    fn: Callable[..., np.ndarray], get: AxesGetter
-) -> Callable[[Context, Node], list[np.ndarray]]:
+def _fold_reduce(fn: Callable[..., np.ndarray], get: AxesGetter) -> Folder:
     def fold(cx: Context, node: Node) -> list[np.ndarray]:
         x = cx.const(node.inputs[0])
         axes = _reduce_axes(cx, node, get)
@@ -86,20 +74,20 @@ def _fold_reduce(
     return fold
 
 
-reduce_mean11 = _reduce(Op.REDUCE_MEAN, _axes_attr)
-reduce_mean18 = _reduce(Op.REDUCE_MEAN, _axes_input)
-reduce_max11 = _reduce(Op.REDUCE_MAX, _axes_attr)
-reduce_max18 = _reduce(Op.REDUCE_MAX, _axes_input)
-reduce_sum11 = _reduce(Op.REDUCE_SUM, _axes_attr)
-reduce_sum13 = _reduce(Op.REDUCE_SUM, _axes_input)
+reduce_mean11 = _reduce(Op.REDUCE_MEAN, axes_attr)
+reduce_mean18 = _reduce(Op.REDUCE_MEAN, axes_input)
+reduce_max11 = _reduce(Op.REDUCE_MAX, axes_attr)
+reduce_max18 = _reduce(Op.REDUCE_MAX, axes_input)
+reduce_sum11 = _reduce(Op.REDUCE_SUM, axes_attr)
+reduce_sum13 = _reduce(Op.REDUCE_SUM, axes_input)
 
-fold_reduce_mean11 = _fold_reduce(np.mean, _axes_attr)
-fold_reduce_mean18 = _fold_reduce(np.mean, _axes_input)
-fold_reduce_max11 = _fold_reduce(np.max, _axes_attr)
-fold_reduce_max18 = _fold_reduce(np.max, _axes_input)
-fold_reduce_min11 = _fold_reduce(np.min, _axes_attr)
-fold_reduce_min18 = _fold_reduce(np.min, _axes_input)
-fold_reduce_sum11 = _fold_reduce(np.sum, _axes_attr)
-fold_reduce_sum13 = _fold_reduce(np.sum, _axes_input)
-fold_reduce_prod11 = _fold_reduce(np.prod, _axes_attr)
-fold_reduce_prod18 = _fold_reduce(np.prod, _axes_input)
+fold_reduce_mean11 = _fold_reduce(np.mean, axes_attr)
+fold_reduce_mean18 = _fold_reduce(np.mean, axes_input)
+fold_reduce_max11 = _fold_reduce(np.max, axes_attr)
+fold_reduce_max18 = _fold_reduce(np.max, axes_input)
+fold_reduce_min11 = _fold_reduce(np.min, axes_attr)
+fold_reduce_min18 = _fold_reduce(np.min, axes_input)
+fold_reduce_sum11 = _fold_reduce(np.sum, axes_attr)
+fold_reduce_sum13 = _fold_reduce(np.sum, axes_input)
+fold_reduce_prod11 = _fold_reduce(np.prod, axes_attr)
+fold_reduce_prod18 = _fold_reduce(np.prod, axes_input)

@@ -8,22 +8,16 @@ the IR is float32), or both, and the input positions that must be load-time cons
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
-
-import numpy as np
 
 from . import const_ops, conv, pooling, reduce, resize, shape_ops
 from . import elementwise as ew
-from .context import Context, Node
+from .context import Converter, Folder
 
 MIN_OPSET = 11
 # Opsets 22-25 changed only the type lists of the operators registered here (checked against
 # onnx.defs), so their float32 semantics are those of the entries below.
 MAX_OPSET = 25
-
-Converter = Callable[[Context, Node], None]
-Folder = Callable[[Context, Node], list[np.ndarray]]
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ import numpy as np
 from npas.ir import AxisAttrs, Op, PadAttrs, SliceAttrs, SplitAttrs, TransposeAttrs
 from npas.ir.shapes import slice_len
 
-from .common import ints, norm_axes, norm_axis, reshape
+from .common import axes_attr, axes_input, ints, norm_axes, norm_axis, reshape
 from .context import Context, Node
 
 Shape = tuple[int, ...]
@@ -104,32 +104,22 @@ def _unsqueeze_shape(node: Node, s: Shape, axes: list[int]) -> Shape:
     return tuple(1 if i in axes else next(dims) for i in range(rank))
 
 
-def _axes_attr(cx: Context, node: Node) -> list[int] | None:
-    axes = node.attr("axes")
-    return None if axes is None else ints(axes)
-
-
-def _axes_input(cx: Context, node: Node) -> list[int] | None:
-    axes = cx.require_const(node, 1, "axes")
-    return None if axes is None else ints(axes)
-
-
 def squeeze11(cx: Context, node: Node) -> None:
-    _view(cx, node, _squeeze_shape(node, cx.shape(node.inputs[0]), _axes_attr(cx, node)))
+    _view(cx, node, _squeeze_shape(node, cx.shape(node.inputs[0]), axes_attr(cx, node)))
 
 
 def squeeze13(cx: Context, node: Node) -> None:
-    _view(cx, node, _squeeze_shape(node, cx.shape(node.inputs[0]), _axes_input(cx, node)))
+    _view(cx, node, _squeeze_shape(node, cx.shape(node.inputs[0]), axes_input(cx, node)))
 
 
 def fold_squeeze11(cx: Context, node: Node) -> list[np.ndarray]:
     x = cx.const(node.inputs[0])
-    return [x.reshape(_squeeze_shape(node, x.shape, _axes_attr(cx, node)))]
+    return [x.reshape(_squeeze_shape(node, x.shape, axes_attr(cx, node)))]
 
 
 def fold_squeeze13(cx: Context, node: Node) -> list[np.ndarray]:
     x = cx.const(node.inputs[0])
-    return [x.reshape(_squeeze_shape(node, x.shape, _axes_input(cx, node)))]
+    return [x.reshape(_squeeze_shape(node, x.shape, axes_input(cx, node)))]
 
 
 def _need_axes(node: Node, axes: list[int] | None) -> list[int]:
@@ -139,23 +129,23 @@ def _need_axes(node: Node, axes: list[int] | None) -> list[int]:
 
 
 def unsqueeze11(cx: Context, node: Node) -> None:
-    axes = _need_axes(node, _axes_attr(cx, node))
+    axes = _need_axes(node, axes_attr(cx, node))
     _view(cx, node, _unsqueeze_shape(node, cx.shape(node.inputs[0]), axes))
 
 
 def unsqueeze13(cx: Context, node: Node) -> None:
-    axes = _need_axes(node, _axes_input(cx, node))
+    axes = _need_axes(node, axes_input(cx, node))
     _view(cx, node, _unsqueeze_shape(node, cx.shape(node.inputs[0]), axes))
 
 
 def fold_unsqueeze11(cx: Context, node: Node) -> list[np.ndarray]:
     x = cx.const(node.inputs[0])
-    return [x.reshape(_unsqueeze_shape(node, x.shape, _need_axes(node, _axes_attr(cx, node))))]
+    return [x.reshape(_unsqueeze_shape(node, x.shape, _need_axes(node, axes_attr(cx, node))))]
 
 
 def fold_unsqueeze13(cx: Context, node: Node) -> list[np.ndarray]:
     x = cx.const(node.inputs[0])
-    axes = _need_axes(node, _axes_input(cx, node))
+    axes = _need_axes(node, axes_input(cx, node))
     return [x.reshape(_unsqueeze_shape(node, x.shape, axes))]
 
 

@@ -16,30 +16,29 @@ class NoAttrs:
 
 
 @dataclass(frozen=True)
-class Conv2dAttrs:
+class WindowAttrs:
+    """The sliding-window geometry that convolutions and pools share. Each op has its own
+    subclass (never this one), so that a layer's attrs still name its op."""
+
     kernel: Pair
     stride: Pair = (1, 1)
     pads: Pads4 = (0, 0, 0, 0)
     dilation: Pair = (1, 1)
+
+
+@dataclass(frozen=True)
+class Conv2dAttrs(WindowAttrs):
     groups: int = 1
 
 
 @dataclass(frozen=True)
-class ConvTranspose2dAttrs:
-    kernel: Pair
-    stride: Pair = (1, 1)
-    pads: Pads4 = (0, 0, 0, 0)
-    dilation: Pair = (1, 1)
+class ConvTranspose2dAttrs(WindowAttrs):
     groups: int = 1
     output_padding: Pair = (0, 0)
 
 
 @dataclass(frozen=True)
-class PoolAttrs:
-    kernel: Pair
-    stride: Pair = (1, 1)
-    pads: Pads4 = (0, 0, 0, 0)
-    dilation: Pair = (1, 1)
+class PoolAttrs(WindowAttrs):
     ceil_mode: bool = False
     count_include_pad: bool = False
 

@@ -71,6 +71,11 @@ class Layer:
     def with_(self, **changes: Any) -> Layer:
         return replace(self, **changes)
 
+    @property
+    def where(self) -> str:
+        """How errors name the layer: "layer 'conv1' (conv2d)"."""
+        return f"layer {self.name!r} ({self.op.value})"
+
 
 @dataclass
 class Graph:

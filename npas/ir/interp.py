@@ -31,7 +31,13 @@ from .attrs import (
 )
 from .graph import Graph, Layer
 from .ops import CONV_LIKE, UNARY, Op
-from .shapes import pool_out_dim, resize_out_dim, slice_len
+from .shapes import (
+    conv_out_dim,
+    conv_transpose_out_dim,
+    pool_out_dim,
+    resize_out_shape,
+    slice_out_shape,
+)
 
 F32 = np.float32
 Arrays = list[np.ndarray]
@@ -133,8 +139,8 @@ def conv2d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, a: Conv2dAttrs) -
     f, cg, kh, kw = w.shape
     g = a.groups
     pt, pl, pb, pr = a.pads
-    oh = (h + pt + pb - ((kh - 1) * a.dilation[0] + 1)) // a.stride[0] + 1
-    ow = (wd + pl + pr - ((kw - 1) * a.dilation[1] + 1)) // a.stride[1] + 1
+    oh = conv_out_dim(h, kh, a.stride[0], pt + pb, a.dilation[0])
+    ow = conv_out_dim(wd, kw, a.stride[1], pl + pr, a.dilation[1])
     xp = np.pad(x.astype(np.float64), ((0, 0), (0, 0), (pt, pb), (pl, pr)))
     cols = _windows(xp, (kh, kw), a.stride, a.dilation, (oh, ow))
     # group-major im2col: [N, g, Cg*kh*kw, OH*OW] times W as [g, Fg, Cg*kh*kw]
@@ -160,8 +166,8 @@ def conv_transpose2d(
     xm = x.astype(np.float64).reshape(n, g, cg, h * wd)
     wm = w.astype(np.float64).reshape(g, cg, fg * kh * kw).transpose(0, 2, 1)
     taps = np.matmul(wm[None], xm).reshape(n, g * fg, kh, kw, h, wd)
-    full_h = sh * (h - 1) + (kh - 1) * dh + 1 + a.output_padding[0]
-    full_w = sw * (wd - 1) + (kw - 1) * dw + 1 + a.output_padding[1]
+    full_h = conv_transpose_out_dim(h, kh, sh, dh, a.output_padding[0])
+    full_w = conv_transpose_out_dim(wd, kw, sw, dw, a.output_padding[1])
     full = np.zeros((n, g * fg, full_h, full_w))
     for i in range(kh):
         for j in range(kw):
@@ -381,9 +387,7 @@ def run_layer(
     if op is Op.SLICE:
         assert isinstance(a, SliceAttrs)
         if a.ends:
-            shape = tuple(
-                slice_len(s, e, t) for s, e, t in zip(a.starts, a.ends, a.steps, strict=False)
-            )
+            shape = slice_out_shape(a)
         elif out_shapes is not None:
             shape = out_shapes[0]
         else:
@@ -399,8 +403,7 @@ def run_layer(
         return [pad_array(x, a)]
     if op is Op.RESIZE:
         assert isinstance(a, ResizeAttrs)
-        shape = (*x.shape[:2], *(resize_out_dim(x.shape[2 + i], a.scales[i]) for i in range(2)))
-        return [resize(x, a, shape)]
+        return [resize(x, a, resize_out_shape(x.shape, a))]
     if op is Op.SOFTMAX:
         return [softmax(x, a.axis)]
     if op in (Op.REDUCE_MEAN, Op.REDUCE_MAX, Op.REDUCE_SUM):

@@ -33,12 +33,20 @@ Shape = tuple[int, ...]
 
 
 def _fail(layer: Layer, msg: str) -> ShapeError:
-    return ShapeError(f"layer {layer.name!r} ({layer.op.value}): {msg}")
+    return ShapeError(f"{layer.where}: {msg}")
 
 
 def conv_out_dim(size: int, kernel: int, stride: int, pad: int, dilation: int) -> int:
     """Output length of a convolution along one axis (pad = begin + end)."""
     return (size + pad - ((kernel - 1) * dilation + 1)) // stride + 1
+
+
+def conv_transpose_out_dim(
+    size: int, kernel: int, stride: int, dilation: int, output_padding: int
+) -> int:
+    """Length of a transposed convolution's full scatter along one axis, before the pads are
+    cropped off."""
+    return stride * (size - 1) + output_padding + (kernel - 1) * dilation + 1
 
 
 def pool_out_dim(
@@ -66,6 +74,16 @@ def slice_len(start: int, end: int, step: int) -> int:
     return max(0, -(-(start - end) // -step))
 
 
+def slice_out_shape(a: SliceAttrs) -> Shape:
+    """Output shape of a SLICE whose attrs carry its ends."""
+    return tuple(slice_len(s, e, t) for s, e, t in zip(a.starts, a.ends, a.steps, strict=False))
+
+
+def resize_out_shape(x: Sequence[int], a: ResizeAttrs) -> Shape:
+    """Output shape of an NCHW RESIZE."""
+    return (x[0], x[1], *(resize_out_dim(x[2 + i], a.scales[i]) for i in range(2)))
+
+
 def broadcast(layer: Layer, *shapes: Shape) -> Shape:
     try:
         return tuple(int(d) for d in np.broadcast_shapes(*shapes))
@@ -78,14 +96,20 @@ def _rank(layer: Layer, shape: Shape, rank: int, what: str = "input") -> None:
         raise _fail(layer, f"{what} must have rank {rank}, got shape {list(shape)}")
 
 
+def _conv_operands(layer: Layer, ins: list[Shape]) -> tuple[Shape, Shape]:
+    """The NCHW input and the 4-D weight of a convolution, ranks checked."""
+    x, w = ins[0], ins[1]
+    _rank(layer, x, 4)
+    _rank(layer, w, 4, "weight")
+    return x, w
+
+
 # ---- per-op rules: (layer, input shapes, graph) -> output shapes ----
 
 
 def _conv2d(layer: Layer, ins: list[Shape], g: Graph) -> list[Shape]:
     a: Conv2dAttrs = layer.attrs
-    x, w = ins[0], ins[1]
-    _rank(layer, x, 4)
-    _rank(layer, w, 4, "weight")
+    x, w = _conv_operands(layer, ins)
     n, c, h, wd = x
     f, cg, kh, kw = w
     if (kh, kw) != tuple(a.kernel):
@@ -101,16 +125,14 @@ def _conv2d(layer: Layer, ins: list[Shape], g: Graph) -> list[Shape]:
 
 def _conv_transpose2d(layer: Layer, ins: list[Shape], g: Graph) -> list[Shape]:
     a: ConvTranspose2dAttrs = layer.attrs
-    x, w = ins[0], ins[1]
-    _rank(layer, x, 4)
-    _rank(layer, w, 4, "weight")
+    x, w = _conv_operands(layer, ins)
     n, c, h, wd = x
     cw, fg, kh, kw = w
     if cw != c or c % a.groups:
         raise _fail(layer, f"weight {list(w)} with groups={a.groups} does not fit {c} channels")
     dims = []
     for i, (size, k) in enumerate(((h, kh), (wd, kw))):
-        full = a.stride[i] * (size - 1) + a.output_padding[i] + (k - 1) * a.dilation[i] + 1
+        full = conv_transpose_out_dim(size, k, a.stride[i], a.dilation[i], a.output_padding[i])
         dims.append(full - a.pads[i] - a.pads[i + 2])
     if min(dims) < 1:
         raise _fail(layer, f"output would be empty for input {list(x)}")
@@ -219,7 +241,7 @@ def _slice(layer: Layer, ins: list[Shape], g: Graph) -> list[Shape]:
     if a.ends:
         if len(a.ends) != len(x):
             raise _fail(layer, f"ends must have one entry per dim of {list(x)}")
-        out = tuple(slice_len(s, e, t) for s, e, t in zip(a.starts, a.ends, a.steps, strict=False))
+        out = slice_out_shape(a)
     elif layer.outputs[0] in g.values:
         out = g.shape(layer.outputs[0])
     else:
@@ -270,10 +292,10 @@ def _resize(layer: Layer, ins: list[Shape], g: Graph) -> list[Shape]:
     _rank(layer, x, 4)
     if a.mode not in ("nearest", "linear"):
         raise _fail(layer, f"unknown resize mode {a.mode!r}")
-    h, w = (resize_out_dim(x[2 + i], a.scales[i]) for i in range(2))
-    if h < 1 or w < 1:
+    out = resize_out_shape(x, a)
+    if min(out[2:]) < 1:
         raise _fail(layer, f"scales {a.scales} empty the input {list(x)}")
-    return [(x[0], x[1], h, w)]
+    return [out]
 
 
 def _softmax(layer: Layer, ins: list[Shape], g: Graph) -> list[Shape]:

@@ -67,7 +67,7 @@ _ARITY: dict[Op, tuple[int, int]] = {
 
 def _check_layer_form(graph: Graph, layer: Layer) -> None:
     def fail(msg: str) -> VerifyError:
-        return VerifyError(f"layer {layer.name!r} ({layer.op.value}): {msg}")
+        return VerifyError(f"{layer.where}: {msg}")
 
     lo, hi = _ARITY.get(layer.op, (1, 1))
     if not lo <= len(layer.inputs) <= hi:
@@ -158,7 +158,7 @@ def verify(graph: Graph) -> None:
                 )
             if v.shape != shape:
                 raise VerifyError(
-                    f"layer {layer.name!r} ({layer.op.value}): output {name!r} is declared "
+                    f"{layer.where}: output {name!r} is declared "
                     f"{list(v.shape)} but its inputs give {list(shape)}"
                 )
             defined.add(name)

@@ -36,7 +36,9 @@ class _Matcher:
     def replace(self, at: int, new: Layer, removed: list[int]) -> None:
         """Put `new` at slot `at` and drop the matched layers in `removed`."""
         for i in removed:
-            for name in self.layers[i].inputs:  # type: ignore[union-attr]
+            gone = self.layers[i]
+            assert gone is not None
+            for name in gone.inputs:
                 self.uses[name] -= 1
             self.layers[i] = None
         old = self.layers[at]

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-import torch
 from torch import nn
 
-from npas.zoo.layers import ConvBNAct, InvertedResidual, SqueezeExcite, check_input_size
+from npas.zoo.layers import (
+    ConvBNAct,
+    InvertedResidual,
+    PooledClassifier,
+    SqueezeExcite,
+    check_input_size,
+)
 
 # (expansion, kernel, first stride, output channels, repeats), from the paper's Table 1.
 _B0 = (
@@ -19,9 +24,8 @@ _B0 = (
 )
 
 
-class EfficientNet(nn.Module):
+class EfficientNet(PooledClassifier):
     def __init__(self, num_classes: int = 1000) -> None:
-        super().__init__()
         layers: list[nn.Module] = [ConvBNAct(3, 32, 3, 2, act=nn.SiLU)]
         cin = 32
         for expansion, kernel, stride, cout, repeats in _B0:
@@ -36,13 +40,8 @@ class EfficientNet(nn.Module):
                 )
                 cin = cout
         layers.append(ConvBNAct(cin, 1280, 1, act=nn.SiLU))
-        self.features = nn.Sequential(*layers)
-        self.pool = nn.AdaptiveAvgPool2d(1)
         # Dropout (and stochastic depth) are training-only; eval export drops them.
-        self.classifier = nn.Sequential(nn.Dropout(0.2), nn.Linear(1280, num_classes))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(torch.flatten(self.pool(self.features(x)), 1))
+        super().__init__(layers, nn.Sequential(nn.Dropout(0.2), nn.Linear(1280, num_classes)))
 
 
 def efficientnet_b0(input_size: tuple[int, int] = (224, 224)) -> EfficientNet:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
@@ -66,6 +66,20 @@ class SqueezeExcite(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         s = self.gate(self.expand(self.act(self.reduce(self.pool(x)))))
         return x * s
+
+
+class PooledClassifier(nn.Module):
+    """features -> global average pool -> flatten -> classifier, the MobileNet/EfficientNet
+    layout; subclasses build the two parts."""
+
+    def __init__(self, features: Sequence[nn.Module], classifier: nn.Module) -> None:
+        super().__init__()
+        self.features = nn.Sequential(*features)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.classifier = classifier
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(torch.flatten(self.pool(self.features(x)), 1))
 
 
 class InvertedResidual(nn.Module):

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import torch
 from torch import nn
 
 from npas.zoo.layers import (
     ConvBNAct,
     InvertedResidual,
+    PooledClassifier,
     SqueezeExcite,
     check_input_size,
     make_divisible,
@@ -25,9 +25,8 @@ _V2 = (
 )
 
 
-class MobileNetV2(nn.Module):
+class MobileNetV2(PooledClassifier):
     def __init__(self, num_classes: int = 1000) -> None:
-        super().__init__()
         layers: list[nn.Module] = [ConvBNAct(3, 32, 3, 2, act=nn.ReLU6)]
         cin = 32
         for t, c, n, s in _V2:
@@ -35,13 +34,8 @@ class MobileNetV2(nn.Module):
                 layers.append(InvertedResidual(cin, cin * t, c, 3, s if i == 0 else 1, nn.ReLU6))
                 cin = c
         layers.append(ConvBNAct(cin, 1280, 1, act=nn.ReLU6))
-        self.features = nn.Sequential(*layers)
-        self.pool = nn.AdaptiveAvgPool2d(1)
         # Dropout is a no-op in eval mode and is not exported; kept for architectural fidelity.
-        self.classifier = nn.Sequential(nn.Dropout(0.2), nn.Linear(1280, num_classes))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(torch.flatten(self.pool(self.features(x)), 1))
+        super().__init__(layers, nn.Sequential(nn.Dropout(0.2), nn.Linear(1280, num_classes)))
 
 
 # (kernel, expanded, out, squeeze-excite, hard-swish, stride), from the V3 paper's Tables 1, 2.
@@ -77,7 +71,7 @@ _V3_SMALL = (
 )
 
 
-class MobileNetV3(nn.Module):
+class MobileNetV3(PooledClassifier):
     def __init__(
         self,
         settings: tuple[tuple[int, int, int, bool, bool, int], ...],
@@ -85,7 +79,6 @@ class MobileNetV3(nn.Module):
         hidden: int,
         num_classes: int = 1000,
     ) -> None:
-        super().__init__()
         eps = 1e-3  # the reference implementation's BN epsilon
         layers: list[nn.Module] = [ConvBNAct(3, 16, 3, 2, act=nn.Hardswish, bn_eps=eps)]
         cin = 16
@@ -100,17 +93,13 @@ class MobileNetV3(nn.Module):
             layers.append(InvertedResidual(cin, expanded, cout, kernel, stride, act, excite, eps))
             cin = cout
         layers.append(ConvBNAct(cin, last_conv, 1, act=nn.Hardswish, bn_eps=eps))
-        self.features = nn.Sequential(*layers)
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.classifier = nn.Sequential(
+        classifier = nn.Sequential(
             nn.Linear(last_conv, hidden),
             nn.Hardswish(),
             nn.Dropout(0.2),
             nn.Linear(hidden, num_classes),
         )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(torch.flatten(self.pool(self.features(x)), 1))
+        super().__init__(layers, classifier)
 
 
 def mobilenet_v2(input_size: tuple[int, int] = (224, 224)) -> MobileNetV2:

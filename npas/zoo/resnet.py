@@ -2,45 +2,49 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import nn
 
 from npas.zoo.layers import ConvBNAct, check_input_size
 
 
-class BasicBlock(nn.Module):
+class _ResidualBlock(nn.Module):
+    """relu(body(x) + shortcut(x)); the subclasses give the body and the width expansion."""
+
+    expansion = 1
+
+    def __init__(self, body: Sequence[nn.Module], cin: int, cout: int, stride: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(*body)
+        self.shortcut = _shortcut(cin, cout, stride)
+        self.relu = nn.ReLU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.relu(self.body(x) + self.shortcut(x))
+
+
+class BasicBlock(_ResidualBlock):
     expansion = 1
 
     def __init__(self, cin: int, width: int, stride: int) -> None:
-        super().__init__()
         cout = width * self.expansion
-        self.body = nn.Sequential(
-            ConvBNAct(cin, width, 3, stride),
-            ConvBNAct(width, cout, 3, act=None),
-        )
-        self.shortcut = _shortcut(cin, cout, stride)
-        self.relu = nn.ReLU()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.relu(self.body(x) + self.shortcut(x))
+        body = [ConvBNAct(cin, width, 3, stride), ConvBNAct(width, cout, 3, act=None)]
+        super().__init__(body, cin, cout, stride)
 
 
-class Bottleneck(nn.Module):
+class Bottleneck(_ResidualBlock):
     expansion = 4
 
     def __init__(self, cin: int, width: int, stride: int) -> None:
-        super().__init__()
         cout = width * self.expansion
-        self.body = nn.Sequential(
+        body = [
             ConvBNAct(cin, width, 1),
             ConvBNAct(width, width, 3, stride),
             ConvBNAct(width, cout, 1, act=None),
-        )
-        self.shortcut = _shortcut(cin, cout, stride)
-        self.relu = nn.ReLU()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.relu(self.body(x) + self.shortcut(x))
+        ]
+        super().__init__(body, cin, cout, stride)
 
 
 def _shortcut(cin: int, cout: int, stride: int) -> nn.Module:

@@ -29,33 +29,37 @@ class NativeError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// Every function of the C ABI, as an X-macro so that the Api struct and resolve() cannot drift.
+#define NPAS_API_FUNCTIONS(X)         \
+  X(npas_model_create)                \
+  X(npas_model_destroy)               \
+  X(npas_model_run)                   \
+  X(npas_model_set_threads)           \
+  X(npas_model_num_inputs)            \
+  X(npas_model_num_outputs)           \
+  X(npas_model_input_name)            \
+  X(npas_model_output_name)           \
+  X(npas_model_input_rank)            \
+  X(npas_model_output_rank)           \
+  X(npas_model_input_shape)           \
+  X(npas_model_output_shape)          \
+  X(npas_model_num_layers)            \
+  X(npas_model_layer_name)            \
+  X(npas_model_layer_op)              \
+  X(npas_model_layer_kernel)          \
+  X(npas_model_layer_scheme)          \
+  X(npas_model_layer_macs)            \
+  X(npas_model_layer_ms)              \
+  X(npas_model_set_profiling)         \
+  X(npas_model_peak_activation_bytes) \
+  X(npas_model_isa)                   \
+  X(npas_last_error)
+
 // The C ABI, resolved from one library.
 struct Api {
-#define NPAS_API_FN(name) decltype(&::name) name = nullptr;
-  NPAS_API_FN(npas_model_create)
-  NPAS_API_FN(npas_model_destroy)
-  NPAS_API_FN(npas_model_run)
-  NPAS_API_FN(npas_model_set_threads)
-  NPAS_API_FN(npas_model_num_inputs)
-  NPAS_API_FN(npas_model_num_outputs)
-  NPAS_API_FN(npas_model_input_name)
-  NPAS_API_FN(npas_model_output_name)
-  NPAS_API_FN(npas_model_input_rank)
-  NPAS_API_FN(npas_model_output_rank)
-  NPAS_API_FN(npas_model_input_shape)
-  NPAS_API_FN(npas_model_output_shape)
-  NPAS_API_FN(npas_model_num_layers)
-  NPAS_API_FN(npas_model_layer_name)
-  NPAS_API_FN(npas_model_layer_op)
-  NPAS_API_FN(npas_model_layer_kernel)
-  NPAS_API_FN(npas_model_layer_scheme)
-  NPAS_API_FN(npas_model_layer_macs)
-  NPAS_API_FN(npas_model_layer_ms)
-  NPAS_API_FN(npas_model_set_profiling)
-  NPAS_API_FN(npas_model_peak_activation_bytes)
-  NPAS_API_FN(npas_model_isa)
-  NPAS_API_FN(npas_last_error)
-#undef NPAS_API_FN
+#define NPAS_API_FIELD(name) decltype(&::name) name = nullptr;
+  NPAS_API_FUNCTIONS(NPAS_API_FIELD)
+#undef NPAS_API_FIELD
 };
 
 std::string str_or_empty(const char* s) { return s != nullptr ? std::string(s) : std::string(); }
@@ -212,35 +216,13 @@ class Model {
 
  private:
   void resolve(const std::string& library) {
-#define NPAS_API_FN(name)                                                                      \
+#define NPAS_API_RESOLVE(name)                                                                 \
   api_.name = reinterpret_cast<decltype(api_.name)>(dlsym(handle_, #name));                    \
   if (api_.name == nullptr) {                                                                  \
     throw NativeError("'" + library + "' is not an npas model library (no symbol " #name ")"); \
   }
-    NPAS_API_FN(npas_model_create)
-    NPAS_API_FN(npas_model_destroy)
-    NPAS_API_FN(npas_model_run)
-    NPAS_API_FN(npas_model_set_threads)
-    NPAS_API_FN(npas_model_num_inputs)
-    NPAS_API_FN(npas_model_num_outputs)
-    NPAS_API_FN(npas_model_input_name)
-    NPAS_API_FN(npas_model_output_name)
-    NPAS_API_FN(npas_model_input_rank)
-    NPAS_API_FN(npas_model_output_rank)
-    NPAS_API_FN(npas_model_input_shape)
-    NPAS_API_FN(npas_model_output_shape)
-    NPAS_API_FN(npas_model_num_layers)
-    NPAS_API_FN(npas_model_layer_name)
-    NPAS_API_FN(npas_model_layer_op)
-    NPAS_API_FN(npas_model_layer_kernel)
-    NPAS_API_FN(npas_model_layer_scheme)
-    NPAS_API_FN(npas_model_layer_macs)
-    NPAS_API_FN(npas_model_layer_ms)
-    NPAS_API_FN(npas_model_set_profiling)
-    NPAS_API_FN(npas_model_peak_activation_bytes)
-    NPAS_API_FN(npas_model_isa)
-    NPAS_API_FN(npas_last_error)
-#undef NPAS_API_FN
+    NPAS_API_FUNCTIONS(NPAS_API_RESOLVE)
+#undef NPAS_API_RESOLVE
   }
 
   static Tensor tensor(const char* name, int rank, const std::int64_t* shape) {
