@@ -1,11 +1,11 @@
 """Micro-benchmark: npas host conv kernels vs the same single Conv in ONNX Runtime.
 
-    PYTHONPATH=. .venv/bin/python tests/host/bench_kernels.py [--threads 1 2] [--repeat 50]
+    PYTHONPATH=. .venv/bin/python tests/host/bench_kernels.py [--threads 1 2] [--rounds 8]
         [--filter SUBSTRING] [--isa avx2]
 
 For representative ResNet-50 and MobileNetV2 layers it builds the npas kernel (through
 lower_layer, the same path a compiled model takes) and a one-node ONNX model, times both in
-this process with runs interleaved, and prints GFLOP/s (2 * MACs / median time) and the ratio
+this process with runs interleaved, and prints GFLOP/s (2 * MACs / best time) and the ratio
 npas / ORT. Not a test: speed is reported, never asserted.
 """
 
@@ -67,10 +67,6 @@ CASES = [
     ConvCase("r50 1x1 512->2048 @7", 512, 7, 2048, 1),
     ConvCase("r50 7x7 s2 3->64 @224", 3, 224, 64, 7, 2),
     ConvCase("mbv2 1x1 24->144 @56", 24, 56, 144, 1),
-    ConvCase("gemm-equiv 1x1 576->64 @56", 576, 56, 64, 1),
-    ConvCase("gemm-equiv 1x1 576->64 @16", 576, 16, 64, 1),
-    ConvCase("gemm-equiv 1x1 576->192 @16", 576, 16, 192, 1),
-    ConvCase("r50 3x3 64->64 @16", 64, 16, 64, 3),
     ConvCase("mbv2 dw3x3 144 @56", 144, 56, 144, 3, 1, 144),
     ConvCase("mbv2 dw3x3 144 s2 @56", 144, 56, 144, 3, 2, 144),
     ConvCase("mbv2 1x1 144->24 @56", 144, 56, 24, 1),
@@ -120,22 +116,10 @@ def _npas_runner(case: ConvCase, w: np.ndarray, b: np.ndarray, threads: int) -> 
     return H.Runner(kernel, [x.astype(np.float32)], [(1, case.f, oh, oh)], threads)
 
 
-def _median_time(fn, repeat: int, min_seconds: float = 0.2) -> float:
-    fn()
-    t0 = time.perf_counter()
-    fn()
-    once = max(time.perf_counter() - t0, 1e-6)
-    inner = max(1, int(min_seconds / repeat / once))
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        for _ in range(inner):
-            fn()
-        times.append((time.perf_counter() - t0) / inner)
-    return float(np.median(times))
-
-
-def bench(case: ConvCase, threads: int, repeat: int) -> tuple[str, float, float]:
+def bench(case: ConvCase, threads: int, rounds: int) -> tuple[str, float, float]:
+    """(kernel name, npas seconds, ORT seconds): the best of `rounds` interleaved rounds, each
+    a burst of back-to-back runs (~10 ms). The best, not the median, because this machine is
+    shared and other jobs' bursts only ever add time."""
     sess, w, b = _ort_session(case, threads)
     runner = _npas_runner(case, w, b, threads)
     x = runner.ins[0].reshape(1, case.c, case.hw, case.hw)
@@ -144,18 +128,38 @@ def bench(case: ConvCase, threads: int, repeat: int) -> tuple[str, float, float]
     err = float(np.abs(y_ort - y_npas).max() / (np.abs(y_ort).max() + 1e-6))
     if err > 1e-4:
         raise AssertionError(f"{case.name}: npas differs from ORT (rel err {err:.2e})")
-    # Interleave: alternate short timing rounds so drift hits both sides alike.
-    t_ort, t_npas = [], []
-    for _ in range(3):
-        t_ort.append(_median_time(lambda: sess.run(None, {"x": x}), repeat // 3 + 1))
-        t_npas.append(_median_time(runner, repeat // 3 + 1))
-    return runner.kernel.kernel, float(np.median(t_npas)), float(np.median(t_ort))
+    # ORT through io_binding into a preallocated output (no per-run allocation or copy);
+    # npas through the harness's C loop (no Python between calls, as inside a model).
+    y = np.empty_like(y_ort)
+    binding = sess.io_binding()
+    binding.bind_cpu_input("x", x)
+    binding.bind_output("y", "cpu", 0, np.float32, y.shape, y.ctypes.data)
+    once = max(runner.seconds(1), 1e-6)
+    reps = max(1, min(200, int(0.01 / once)))
+
+    def ort_burst() -> float:
+        t0 = time.perf_counter()
+        for _ in range(reps):
+            sess.run_with_iobinding(binding)
+        return (time.perf_counter() - t0) / reps
+
+    fns = {"ort": ort_burst, "npas": lambda: runner.seconds(reps)}
+    best = dict.fromkeys(fns, float("inf"))
+    for _ in range(rounds):
+        for key, fn in fns.items():
+            # Each side runs after a pause: both engines' pools spin after a run, and on 2
+            # cores one side's spinning workers would otherwise steal the other's core.
+            time.sleep(0.05)
+            fn()  # wake the pool
+            for _ in range(3):
+                best[key] = min(best[key], fn())
+    return runner.kernel.kernel, best["npas"], best["ort"]
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
-    ap.add_argument("--repeat", type=int, default=30)
+    ap.add_argument("--rounds", type=int, default=8)
     ap.add_argument("--filter", default="")
     ap.add_argument("--isa", default="", help="force NPAS_ISA for the npas side")
     args = ap.parse_args()
@@ -166,7 +170,7 @@ def main() -> None:
     print(f"{'layer':26} {'thr':>3} {'npas GF/s':>9} {'ORT GF/s':>9} {'ratio':>6}  kernel")
     for threads in args.threads:
         for case in cases:
-            kernel, t_npas, t_ort = bench(case, threads, args.repeat)
+            kernel, t_npas, t_ort = bench(case, threads, args.rounds)
             gf = 2 * case.macs / 1e9
             print(
                 f"{case.name:26} {threads:>3} {gf / t_npas:9.1f} {gf / t_ort:9.1f} "

@@ -46,6 +46,7 @@ CACHE = Path(
 COMPILE_SECONDS: dict[str, float] = {}
 
 _SHIM = """\
+#include <chrono>
 #include <cstddef>
 #include "npas/kernel_abi.h"
 #include "npas/threadpool.h"
@@ -66,6 +67,23 @@ extern "C" void npas_harness_run(void* pool, const float** in, int nin, float** 
   args.scratch_bytes_per_thread = bytes;
   args.pool = static_cast<npas::ThreadPool*>(pool);
   {entry}(&args);
+}}
+// `reps` back-to-back calls, as layers run inside a model (the pool's workers stay hot);
+// returns the mean seconds per call.
+extern "C" double npas_harness_bench(void* pool, const float** in, int nin, float** out,
+                                     int nout, const float** w, int nw, float* scratch,
+                                     std::size_t bytes, int reps) {{
+  npas::LayerArgs args{{}};
+  for (int i = 0; i < nin; ++i) args.in[i] = in[i];
+  for (int i = 0; i < nout; ++i) args.out[i] = out[i];
+  for (int i = 0; i < nw; ++i) args.w[i] = w[i];
+  args.scratch = scratch;
+  args.scratch_bytes_per_thread = bytes;
+  args.pool = static_cast<npas::ThreadPool*>(pool);
+  const auto t0 = std::chrono::steady_clock::now();
+  for (int r = 0; r < reps; ++r) {entry}(&args);
+  const std::chrono::duration<double> dt = std::chrono::steady_clock::now() - t0;
+  return dt.count() / reps;
 }}
 """
 
@@ -163,7 +181,7 @@ def library_path(kernel: LayerKernel, target: Target | None = None) -> Path:
     h = hashlib.sha256()
     for name, text in sorted(kernel.sources.items()):
         h.update(name.encode() + b"\0" + text.encode() + b"\0")
-    h.update("\0".join(fl).encode() + _headers_digest().encode())
+    h.update("\0".join(fl).encode() + _headers_digest().encode() + _SHIM.encode())
     return CACHE / f"{kernel.entry}-{h.hexdigest()[:12]}.so"
 
 
@@ -224,19 +242,42 @@ def _lib(kernel: LayerKernel) -> ctypes.CDLL:
             ctypes.POINTER(fp), ctypes.c_int,
             fp, ctypes.c_size_t,
         ]  # fmt: skip
+        lib.npas_harness_bench.argtypes = [*lib.npas_harness_run.argtypes, ctypes.c_int]
+        lib.npas_harness_bench.restype = ctypes.c_double
         _LIBS[path] = lib
     return _LIBS[path]
 
 
+GUARD = 256  # floats of sentinel before and after every buffer a kernel gets
+_SENTINEL = np.float32(-1.2345e-37)
+
+
 def aligned(a: np.ndarray | int, align: int = 64) -> np.ndarray:
-    """A 64-byte aligned float32 copy of `a` (or an uninitialised array of that many floats)."""
+    """A 64-byte aligned float32 copy of `a` (or an uninitialised array of that many floats),
+    between two guard zones of sentinels that check_guards() verifies."""
     n = a if isinstance(a, int) else np.asarray(a).size
-    raw = np.empty(n + align // 4, np.float32)
-    off = (-raw.ctypes.data % align) // 4
+    raw = np.full(n + 2 * GUARD + align // 4, _SENTINEL, np.float32)
+    off = (-raw[GUARD:].ctypes.data % align) // 4 + GUARD
     buf = raw[off : off + n]
     if not isinstance(a, int):
         buf[...] = np.asarray(a, np.float32).reshape(-1)
+    _GUARDED[id(buf)] = (raw, off, n)
     return buf
+
+
+_GUARDED: dict[int, tuple[np.ndarray, int, int]] = {}
+
+
+def check_guards(buf: np.ndarray, what: str) -> None:
+    """Fail if anything wrote into the guard zones around `buf` (an out-of-bounds store)."""
+    raw, off, n = _GUARDED[id(buf)]
+    before, after = raw[off - GUARD : off], raw[off + n : off + n + GUARD]
+    bad = np.flatnonzero(before.view(np.int32) != _SENTINEL.view(np.int32))
+    if bad.size:
+        raise AssertionError(f"kernel wrote {GUARD - bad[0]} floats before the start of {what}")
+    bad = np.flatnonzero(after.view(np.int32) != _SENTINEL.view(np.int32))
+    if bad.size:
+        raise AssertionError(f"kernel wrote {bad[-1] + 1} floats past the end of {what}")
 
 
 def _ptrs(arrays: Sequence[np.ndarray]) -> Any:
@@ -282,8 +323,15 @@ class Runner:
             kernel.scratch_bytes_per_thread,
         )  # fmt: skip
 
+    def seconds(self, reps: int) -> float:
+        """Mean seconds per call over `reps` back-to-back calls made from C."""
+        return float(self.lib.npas_harness_bench(*self._args, reps))
+
     def __call__(self) -> list[np.ndarray]:
         self.lib.npas_harness_run(*self._args)
+        for i, o in enumerate(self.outs):
+            check_guards(o, f"output {i}")
+        check_guards(self.scratch, "scratch")
         return [o.reshape(s).copy() for o, s in zip(self.outs, self.out_shapes, strict=True)]
 
 

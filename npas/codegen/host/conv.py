@@ -248,18 +248,25 @@ def _fill_conv_implicit(layer: Layer, graph: Graph, isa: Isa, variant: Variant) 
     )
 
 
+# Implicit GEMM re-reads a group's phase planes from L2 for every M tile: keep them well
+# inside the L2 of the cores we tune on (2 MB), or im2col's compact packed block wins.
+_IMPLICIT_PLANES_BYTES = 1 << 20
+
+
 def _conv_implicit_ok(layer: Layer, graph: Graph, isa: Isa) -> bool:
-    """Implicit GEMM serves every padded/strided/dilated conv whose q-space (plane-wide rows)
-    costs at most ~6% more column tiles than the real pixels: then skipping the im2col copy
-    wins. Narrow outputs with wide padding (e.g. 28x28 3x3: 30-wide rows) keep im2col."""
+    """Implicit GEMM serves padded/strided/dilated convs whose planes stay L2-resident and
+    whose q space (plane-wide rows) costs at most ~10% more column tiles than the real pixels;
+    skipping the im2col copy then wins (measured: 3x3 at 56x56, 28x28, 14x14, 7x7, stems)."""
     if not (is_vector_isa(isa) and _is_conv(layer, graph)):
         return False
     g = conv_geom(layer, graph)
     if g.depthwise or _is_direct(g) or g.K > 8192:
         return False
     nr = 32 if isa.vector_floats == 16 else 16
-    wq = plan_planes(g.OH, g.OW, g.KH, g.KW, g.SH, g.SW, g.DH, g.DW).Wq
-    return _ceil(g.OH * wq, nr) <= 1.06 * _ceil(g.P, nr)
+    pl = plan_planes(g.OH, g.OW, g.KH, g.KW, g.SH, g.SW, g.DH, g.DW)
+    if 4 * g.Cg * pl.PC > _IMPLICIT_PLANES_BYTES:
+        return False
+    return _ceil(g.OH * pl.Wq, nr) <= 1.10 * _ceil(g.P, nr)
 
 
 def _conv_gemm_ok(layer: Layer, graph: Graph, isa: Isa) -> bool:
