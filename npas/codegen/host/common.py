@@ -93,10 +93,11 @@ def finish(
     attrs, variant) share one TU and the emitter can deduplicate by file name.
     """
     isa_token = kernel_isa(variant, isa)
-    name = kernel_name(op_token, variant.scheme, isa_token, tile or variant.tile, epilogue)
+    tile = tile or variant.tile
+    name = kernel_name(op_token, variant.scheme, isa_token, tile, epilogue)
     header = {"kernel": name, "scheme": variant.scheme, "isa": isa_token}
-    if tile or variant.tile:
-        header["tile"] = "x".join(map(str, tile or variant.tile))
+    if tile:
+        header["tile"] = f"{tile[0]}x{tile[1]}"
     header.update(dict(variant.params))
     text = render(
         template,

@@ -10,6 +10,7 @@ manifests; a layer instantiates exactly the main tile and the M/N remainder tile
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,7 +23,7 @@ from npas.codegen.host.common import (
     is_vector_isa,
     prod,
 )
-from npas.codegen.host.window import WindowGeom, fill_window, plan_planes
+from npas.codegen.host.window import Planes, WindowGeom, fill_window, plan_planes
 from npas.codegen.kernel import LayerKernel
 from npas.codegen.naming import window_token
 from npas.codegen.target import Isa
@@ -222,7 +223,7 @@ def _fill_conv_implicit(layer: Layer, graph: Graph, isa: Isa, variant: Variant) 
         NR=NR,
         MR_TAIL=g.Fg % MR,
         MTILES=_ceil(g.Fg, MR),
-        NC_MAX=min(_round_up(qn, NR), variant.param("nc_max", 512) // NR * NR),
+        NC_MAX=min(_round_up(qn, NR), _implicit_block(g, pl, NR) or NR),
         Hq=pl.Hq,
         Wq=pl.Wq,
         phases=pl.phases,
@@ -248,25 +249,49 @@ def _fill_conv_implicit(layer: Layer, graph: Graph, isa: Isa, variant: Variant) 
     )
 
 
-# Implicit GEMM re-reads a group's phase planes from L2 for every M tile: keep them well
-# inside the L2 of the cores we tune on (2 MB), or im2col's compact packed block wins.
-_IMPLICIT_PLANES_BYTES = 1 << 20
+# Implicit GEMM re-reads the planes under a block of q columns once per M tile: that footprint
+# must stay well inside the L2 of the cores we tune on (2 MB), or im2col's compact packed block
+# wins (measured: 3x3 stride 2 over 128 channels at 56x56 prefers im2col).
+_IMPLICIT_BLOCK_BYTES = 512 * 1024
 
 
-def _conv_implicit_ok(layer: Layer, graph: Graph, isa: Isa) -> bool:
-    """Implicit GEMM serves padded/strided/dilated convs whose planes stay L2-resident and
-    whose q space (plane-wide rows) costs at most ~10% more column tiles than the real pixels;
-    skipping the im2col copy then wins (measured: 3x3 at 56x56, 28x28, 14x14, 7x7, stems)."""
-    if not (is_vector_isa(isa) and _is_conv(layer, graph)):
-        return False
-    g = conv_geom(layer, graph)
-    if g.depthwise or _is_direct(g) or g.K > 8192:
-        return False
-    nr = 32 if isa.vector_floats == 16 else 16
-    pl = plan_planes(g.OH, g.OW, g.KH, g.KW, g.SH, g.SW, g.DH, g.DW)
-    if 4 * g.Cg * pl.PC > _IMPLICIT_PLANES_BYTES:
-        return False
-    return _ceil(g.OH * pl.Wq, nr) <= 1.10 * _ceil(g.P, nr)
+def _implicit_block(g: ConvGeom, pl: Planes, nr: int) -> int | None:
+    """The widest q block (a multiple of nr, at most 512 columns) whose plane footprint fits
+    _IMPLICIT_BLOCK_BYTES, or None when not even one tile's does."""
+    phases = len(pl.phases) // 2
+    reach_rows = (g.KH - 1) * g.DH // g.SH + 2  # plane rows a block reads past its own
+    best = None
+    for nc in range(nr, 512 + 1, nr):
+        rows = -(-nc // pl.Wq) + reach_rows
+        if 4 * g.Cg * phases * min(rows, pl.Hq) * pl.Wq > _IMPLICIT_BLOCK_BYTES:
+            break
+        best = nc
+    return best
+
+
+def _conv_implicit_ok(nr: int) -> Callable[[Layer, Graph, Isa], bool]:
+    """Implicit GEMM serves padded/strided/dilated convs whose plane footprint per q block
+    stays L2-resident and whose q space (plane-wide rows) costs at most ~10% more nr-column
+    tiles than the real pixels; skipping the im2col copy then wins (measured: stride-1 3x3 at
+    56x56 down to 7x7, the stems, strided convs with small outputs). Otherwise im2col (the
+    next manifest entry) serves."""
+
+    def can_serve(layer: Layer, graph: Graph, isa: Isa) -> bool:
+        if not (is_vector_isa(isa) and _is_conv(layer, graph)):
+            return False
+        g = conv_geom(layer, graph)
+        if g.depthwise or _is_direct(g) or g.K > 8192:
+            return False
+        if (g.SH, g.SW) != (1, 1) and g.Cg >= 16 and g.P >= 256:
+            # Strided taps spread over several phase planes (twice the cache lines of a
+            # stride-1 tap row); with many pixels to amortise it over, im2col's copy wins.
+            return False
+        pl = plan_planes(g.OH, g.OW, g.KH, g.KW, g.SH, g.SW, g.DH, g.DW)
+        if _implicit_block(g, pl, nr) is None:
+            return False
+        return _ceil(g.OH * pl.Wq, nr) <= 1.10 * _ceil(g.P, nr)
+
+    return can_serve
 
 
 def _conv_gemm_ok(layer: Layer, graph: Graph, isa: Isa) -> bool:
@@ -331,8 +356,8 @@ def _fill_conv_ref(layer: Layer, graph: Graph, isa: Isa, variant: Variant) -> La
 
 
 CONV2D_MANIFEST: tuple[Variant, ...] = (
-    Variant("dense", ("avx512",), _fill_conv_implicit, _conv_implicit_ok, 12, 32),
-    Variant("dense", ("avx2",), _fill_conv_implicit, _conv_implicit_ok, 6, 16),
+    Variant("dense", ("avx512",), _fill_conv_implicit, _conv_implicit_ok(32), 12, 32),
+    Variant("dense", ("avx2",), _fill_conv_implicit, _conv_implicit_ok(16), 6, 16),
     Variant("dense", ("avx512",), _fill_dwconv, _dwconv_ok, 1, 64, (("unroll", 4),)),
     Variant("dense", ("avx2",), _fill_dwconv, _dwconv_ok, 1, 32, (("unroll", 4),)),
     Variant("dense", ("avx512",), _fill_conv_gemm, _conv_gemm_ok, 12, 32, (("kc_max", 512),)),
@@ -467,7 +492,8 @@ def _matmul_operands(layer: Layer, graph: Graph):
     out_batch = tuple(np.broadcast_shapes(sa[:-2], sb[:-2]))
     inputs = activation_inputs(layer, graph)
     residual = inputs[-1] if layer.epilogue.residual else None
-    weights, ptrs = [], []
+    weights: list[np.ndarray] = []
+    ptrs: list[str] = []
     for name in (a, b):
         value = graph.value(name)
         if value.is_const:
@@ -593,9 +619,10 @@ def _convt_parts(layer: Layer, graph: Graph):
     a: ConvTranspose2dAttrs = layer.attrs
     x, w = layer.inputs[0], layer.inputs[1]
     weight = graph.const(w)
+    if weight is None:
+        raise NotImplementedError(f"{layer.name}: ConvTranspose weights must be constant")
     rest = [n for n in layer.inputs[2:] if n]
     residual = rest.pop() if layer.epilogue.residual else None
-    C = graph.shape(x)[1]
     Fg = weight.shape[1]
     F = Fg * a.groups
     bias = np.zeros(F, np.float32)

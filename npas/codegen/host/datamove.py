@@ -140,7 +140,8 @@ def _fill_concat(layer: Layer, graph: Graph, isa: Isa, variant: Variant) -> Laye
     blocks = [graph.shape(p)[axis] * inner for p in parts]
     offsets = list(np.cumsum([0, *blocks[:-1]]))
     inputs = activation_inputs(layer, graph)
-    weights, ptrs = [], []
+    weights: list[np.ndarray] = []
+    ptrs: list[str] = []
     if concat:
         for p in parts:
             value = graph.value(p)
