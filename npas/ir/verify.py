@@ -163,7 +163,8 @@ def verify(graph: Graph) -> None:
                 )
             defined.add(name)
     for name in graph.outputs:
-        if name not in defined or graph.values[name].is_const:
+        # A constant output is legal: the executor copies it out of the weights.
+        if name not in defined and not (name in graph.values and graph.values[name].is_const):
             raise VerifyError(f"graph output {name!r} is not computed by any layer or input")
     if len(set(graph.outputs)) != len(graph.outputs):
         raise VerifyError(f"duplicate graph outputs {graph.outputs}")

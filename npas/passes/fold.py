@@ -17,16 +17,12 @@ F32 = np.float32
 
 def fold_constants(graph: Graph) -> Graph:
     """Evaluate every layer whose inputs are all constants (with the reference interpreter) and
-    make its outputs constants. Graph outputs stay computed by a layer."""
+    make its outputs constants. A graph output may become a constant: the executor copies it
+    out of weights.bin."""
     g = graph.copy()
-    outputs = set(g.outputs)
     kept = []
     for layer in g.layers:
-        if (
-            not layer.inputs
-            or any(not g.values[n].is_const for n in layer.inputs)
-            or any(o in outputs for o in layer.outputs)
-        ):
+        if not layer.inputs or any(not g.values[n].is_const for n in layer.inputs):
             kept.append(layer)
             continue
         args = [np.asarray(g.values[n].data, F32) for n in layer.inputs]
