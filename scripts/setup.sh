@@ -29,8 +29,14 @@ if [ ! -x .venv/bin/python ]; then
   echo "[setup] creating .venv with $PY"
   "$PY" -m venv .venv
 fi
-.venv/bin/python -m pip install -q --upgrade pip
-# torch is only for exporting zoo models and for training; the CPU build is enough.
-.venv/bin/python -m pip install -q -r requirements.txt
-.venv/bin/python -m pip install -q --no-build-isolation -e . 
+# Reinstall only when what the install depends on changed (the stamp is a hash of it).
+STAMP=.venv/.npas-setup-stamp
+WANT="$(cat requirements.txt setup.py pyproject.toml CMakeLists.txt runtime/CMakeLists.txt \
+        runtime/src/*.cpp runtime/src/*.h runtime/include/*.h 2>/dev/null | sha256sum | cut -c1-32)"
+if [ "$(cat "$STAMP" 2>/dev/null)" != "$WANT" ] || ! .venv/bin/python -c "import npas._runtime" 2>/dev/null; then
+  .venv/bin/python -m pip install -q --upgrade pip
+  .venv/bin/python -m pip install -q -r requirements.txt
+  .venv/bin/python -m pip install -q --no-build-isolation -e .
+  echo "$WANT" > "$STAMP"
+fi
 echo "[setup] done: $(.venv/bin/python -c 'import npas; print("npas", npas.__version__)')"
