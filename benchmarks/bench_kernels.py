@@ -1,6 +1,6 @@
 """Micro-benchmark: npas host conv kernels vs the same single Conv in ONNX Runtime.
 
-    PYTHONPATH=. .venv/bin/python tests/host/bench_kernels.py [--threads 1 2] [--rounds 8]
+    PYTHONPATH=. .venv/bin/python benchmarks/bench_kernels.py [--threads 1 2] [--rounds 8]
         [--filter SUBSTRING] [--isa avx2]
 
 For representative ResNet-50 and MobileNetV2 layers it builds the npas kernel (through
@@ -20,7 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+# The kernel test harness renders and builds one layer without the emitter.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "host"))
 
 import kernel_harness as H
 
