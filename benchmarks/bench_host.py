@@ -9,8 +9,6 @@ replaces this benchmark's section in benchmarks/RESULTS.md.
 from __future__ import annotations
 
 import argparse
-import datetime
-import platform
 import sys
 import time
 from pathlib import Path
@@ -18,6 +16,9 @@ from pathlib import Path
 import npas
 from npas import zoo
 from npas.cli import bench
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from results import write_section
 
 MODELS = ("resnet18", "resnet50", "mobilenet_v2", "mobilenet_v3_large", "vgg16")
 SECTION = "bench_host"
@@ -64,29 +65,6 @@ def main() -> int:
         cmd = "python benchmarks/bench_host.py " + " ".join(sys.argv[1:])
         write_section(SECTION, cmd.strip(), text)
     return 0
-
-
-def write_section(section: str, command: str, table: str) -> None:
-    """Replace (or add) one benchmark's section of RESULTS.md."""
-    path = Path(__file__).with_name("RESULTS.md")
-    body = path.read_text() if path.exists() else "# Benchmark results\n"
-    date = datetime.date.today().isoformat()
-    block = (
-        f"<!-- {section} -->\n## {section}\n\n"
-        f"`{command}` — {date}, {platform.processor() or platform.machine()}, "
-        f"onnxruntime in the same process, runs interleaved, medians.\n\n{table}\n"
-        f"<!-- /{section} -->\n"
-    )
-    start, end = f"<!-- {section} -->", f"<!-- /{section} -->\n"
-    if start in body:
-        head, _, rest = body.partition(start)
-        _, _, tail = rest.partition(end)
-        body = head + block + tail
-    else:
-        body = body.rstrip("\n") + "\n\n" + block
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(body)
-    tmp.replace(path)
 
 
 if __name__ == "__main__":

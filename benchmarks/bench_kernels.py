@@ -5,8 +5,9 @@
 
 For representative ResNet-50 and MobileNetV2 layers it builds the npas kernel (through
 lower_layer, the same path a compiled model takes) and a one-node ONNX model, times both in
-this process with runs interleaved, and prints GFLOP/s (2 * MACs / best time) and the ratio
-npas / ORT. Not a test: speed is reported, never asserted.
+this process with runs interleaved, and prints GFLOP/s (2 * MACs / median time) and the ratio
+npas / ORT. Not a test: speed is reported, never asserted. --results writes the table into
+benchmarks/RESULTS.md.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "host"))
 
 import kernel_harness as H
+from results import write_section
 
 from npas.codegen.lower import lower_layer
 from npas.codegen.target import get_target
@@ -118,9 +120,8 @@ def _npas_runner(case: ConvCase, w: np.ndarray, b: np.ndarray, threads: int) -> 
 
 
 def bench(case: ConvCase, threads: int, rounds: int) -> tuple[str, float, float]:
-    """(kernel name, npas seconds, ORT seconds): the best of `rounds` interleaved rounds, each
-    a burst of back-to-back runs (~10 ms). The best, not the median, because this machine is
-    shared and other jobs' bursts only ever add time."""
+    """(kernel name, npas seconds, ORT seconds): medians over `rounds` interleaved rounds of
+    three bursts of back-to-back runs (~10 ms each)."""
     sess, w, b = _ort_session(case, threads)
     runner = _npas_runner(case, w, b, threads)
     x = runner.ins[0].reshape(1, case.c, case.hw, case.hw)
@@ -145,16 +146,15 @@ def bench(case: ConvCase, threads: int, rounds: int) -> tuple[str, float, float]
         return (time.perf_counter() - t0) / reps
 
     fns = {"ort": ort_burst, "npas": lambda: runner.seconds(reps)}
-    best = dict.fromkeys(fns, float("inf"))
+    times: dict[str, list[float]] = {key: [] for key in fns}
     for _ in range(rounds):
         for key, fn in fns.items():
             # Each side runs after a pause: both engines' pools spin after a run, and on 2
             # cores one side's spinning workers would otherwise steal the other's core.
             time.sleep(0.05)
             fn()  # wake the pool
-            for _ in range(3):
-                best[key] = min(best[key], fn())
-    return runner.kernel.kernel, best["npas"], best["ort"]
+            times[key].extend(fn() for _ in range(3))
+    return runner.kernel.kernel, float(np.median(times["npas"])), float(np.median(times["ort"]))
 
 
 def main() -> None:
@@ -163,12 +163,17 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=8)
     ap.add_argument("--filter", default="")
     ap.add_argument("--isa", default="", help="force NPAS_ISA for the npas side")
+    ap.add_argument("--results", action="store_true", help="update benchmarks/RESULTS.md")
     args = ap.parse_args()
     if args.isa:
         os.environ["NPAS_ISA"] = args.isa
     cases = [c for c in CASES if args.filter in c.name]
     H.prebuild(_npas_runner(c, *_ort_session(c, 1)[1:], 1).kernel for c in cases)
     print(f"{'layer':26} {'thr':>3} {'npas GF/s':>9} {'ORT GF/s':>9} {'ratio':>6}  kernel")
+    table = [
+        "| layer | threads | npas GFLOP/s | ORT GFLOP/s | ORT time / npas time | kernel |",
+        "|---|---:|---:|---:|---:|---|",
+    ]
     for threads in args.threads:
         for case in cases:
             kernel, t_npas, t_ort = bench(case, threads, args.rounds)
@@ -178,6 +183,13 @@ def main() -> None:
                 f"{t_ort / t_npas:6.2f}  {kernel}",
                 flush=True,
             )
+            table.append(
+                f"| {case.name} | {threads} | {gf / t_npas:.1f} | {gf / t_ort:.1f} | "
+                f"{t_ort / t_npas:.2f} | `{kernel}` |"
+            )
+    if args.results:
+        command = "python benchmarks/bench_kernels.py " + " ".join(sys.argv[1:])
+        write_section("bench_kernels", command.strip(), "\n".join(table))
 
 
 if __name__ == "__main__":
