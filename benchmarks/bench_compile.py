@@ -49,7 +49,7 @@ def main() -> int:
             table.append(f"| {name} | {len(cm.layers)} | {tus} | {cold:.1f} | {warm:.2f} |")
     if args.results:
         command = "python benchmarks/bench_compile.py " + " ".join(sys.argv[1:])
-        write_section("bench_compile", command.strip(), "\n".join(table))
+        write_section("bench_compile", command.strip(), "\n".join(table), "2 cores, wall time")
     return 0
 
 

@@ -7,7 +7,12 @@ import platform
 from pathlib import Path
 
 
-def write_section(section: str, command: str, table: str) -> None:
+def write_section(
+    section: str,
+    command: str,
+    table: str,
+    note: str = "onnxruntime in the same process, runs interleaved, medians",
+) -> None:
     """Replace (or add) one benchmark's section of RESULTS.md."""
     path = Path(__file__).with_name("RESULTS.md")
     body = path.read_text() if path.exists() else "# Benchmark results\n"
