@@ -20,7 +20,7 @@ def write_section(
     block = (
         f"<!-- {section} -->\n## {section}\n\n"
         f"`{command}` — {date}, {platform.processor() or platform.machine()}, "
-        f"onnxruntime in the same process, runs interleaved, medians.\n\n{table}\n"
+        f"{note}.\n\n{table}\n"
         f"<!-- /{section} -->\n"
     )
     start, end = f"<!-- {section} -->", f"<!-- /{section} -->\n"
