@@ -41,3 +41,21 @@ def test_zoo_model_matches_onnxruntime(name: str) -> None:
     assert heavy, "no conv/dense layers in the profile"
     for layer in heavy:
         assert parse_kernel_name(layer["kernel"])["isa"] == isa, layer
+
+
+@pytest.mark.parametrize("name", ["mobilenet_v3_small", "squeezenet"])
+def test_avx2_build_matches_onnxruntime(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The AVX2+FMA kernels end to end, also on hosts whose best ISA is AVX-512.
+    if host_isa().name == "scalar":
+        pytest.fail("this test needs an AVX2 host (x86-64 with AVX2 and FMA)")
+    monkeypatch.setenv("NPAS_ISA", "avx2")
+    path = zoo.get(name)
+    cm = npas.compile(str(path), target="host")
+    assert cm.isa == "avx2"
+    x = np.random.default_rng(1).standard_normal(cm.input_shapes[0], dtype=np.float32)
+    got = cm.run({cm.input_names[0]: x})[cm.output_names[0]]
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    np.testing.assert_allclose(got, sess.run(None, {cm.input_names[0]: x})[0], rtol=RTOL, atol=ATOL)
+    prof = cm.benchmark(repeat=1, warmup=0)
+    kernels = [layer["kernel"] for layer in prof.per_layer if layer["op"] == "conv2d"]
+    assert kernels and all(parse_kernel_name(k)["isa"] == "avx2" for k in kernels), kernels
