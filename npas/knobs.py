@@ -21,6 +21,7 @@ class Knob:
 
 
 CACHE_DIR = Knob("NPAS_CACHE_DIR", str(Path.home() / ".cache" / "npas"), "compile cache root")
+CACHE_MAX_GB = Knob("NPAS_CACHE_MAX_GB", "4", "size cap of cached whole-model builds (LRU)")
 ISA = Knob("NPAS_ISA", "", "force a lower host ISA: scalar | avx2 | avx512")
 KEEP_BUILD = Knob("NPAS_KEEP_BUILD", "0", "keep every stage's output (sources, build tree)")
 NO_CACHE = Knob("NPAS_NO_CACHE", "0", "ignore the compile cache")

@@ -311,7 +311,44 @@ def lookup(key: str) -> Path | None:
     ok = (
         meta.get("compile_key") == key and (path / LIBRARY).is_file() and (path / WEIGHTS).is_file()
     )
+    if ok:
+        with contextlib.suppress(OSError):
+            os.utime(path)  # recently used: the last to be evicted
     return path if ok else None
+
+
+def _tree_bytes(path: Path) -> int:
+    total = 0
+    for root, _, files in os.walk(path):
+        for name in files:
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(root, name)).st_size
+    return total
+
+
+def evict_builds(keep: Path | None = None) -> list[str]:
+    """Delete the least recently used cached builds until builds/ fits NPAS_CACHE_MAX_GB
+    (every compile of a changed npas or model adds one; weights make them large). Returns
+    the keys removed; `keep` (the build just made) is never removed."""
+    limit = float(knobs.CACHE_MAX_GB.get()) * 2**30
+    root = cache_root() / "builds"
+    entries = []
+    for entry in root.iterdir() if root.is_dir() else ():
+        if entry.name.startswith(".") or not entry.is_dir():
+            continue  # staging and swept dirs belong to compiles in flight
+        with contextlib.suppress(OSError):
+            entries.append((entry.stat().st_mtime, _tree_bytes(entry), entry))
+    total = sum(size for _, size, _ in entries)
+    removed = []
+    for _, size, entry in sorted(entries, key=lambda e: e[0]):
+        if total <= limit:
+            break
+        if keep is not None and entry.resolve() == keep.resolve():
+            continue
+        shutil.rmtree(entry, ignore_errors=True)
+        total -= size
+        removed.append(entry.name)
+    return removed
 
 
 def _runtime_files() -> dict[str, bytes]:
@@ -573,6 +610,8 @@ def build(
             shutil.rmtree(staging)  # a concurrent compile of the same key won; same content
         else:
             replace_dir(staging, final)
+        if use_cache:
+            evict_builds(keep=final)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

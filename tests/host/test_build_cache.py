@@ -242,3 +242,25 @@ def test_npas_isa_knob_lowers_the_library_isa(tmp_path: Path, monkeypatch) -> No
     assert "-mavx" not in (cm.path / "CMakeLists.txt").read_text()
     x = rand()
     np.testing.assert_array_equal(cm(x), ref(x))
+
+
+def test_cache_evicts_least_recently_used_builds(
+    fresh_cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    builds = fresh_cache / "builds"
+    g1, _ = chain_graph([0.5], name="lru_a")
+    g2, _ = chain_graph([0.25], name="lru_b")
+    k1 = npas.compile(g1, lower=toy_lower()).compile_info.key
+    k2 = npas.compile(g2, lower=toy_lower()).compile_info.key
+    assert {p.name for p in builds.iterdir()} >= {k1, k2}
+    # A hit marks k1 as recently used, so a cap that fits one build evicts k2 first...
+    assert npas.compile(g1, lower=toy_lower()).compile_info.cache_hit
+    size = build._tree_bytes(builds / k1)
+    monkeypatch.setenv("NPAS_CACHE_MAX_GB", str(1.5 * size / 2**30))
+    assert build.evict_builds() == [k2]
+    assert (builds / k1).is_dir() and not (builds / k2).exists()
+    # ...and a new build is never evicted by its own compile, even over the cap.
+    monkeypatch.setenv("NPAS_CACHE_MAX_GB", "0")
+    g3, _ = chain_graph([2.0], name="lru_c")
+    cm = npas.compile(g3, lower=toy_lower())
+    assert [p.name for p in builds.iterdir() if not p.name.startswith(".")] == [cm.compile_info.key]
