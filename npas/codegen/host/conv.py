@@ -45,27 +45,12 @@ def _round_up(a: int, b: int) -> int:
 
 
 @dataclass(frozen=True)
-class ConvGeom:
-    """A CONV2D layer's shapes, attrs and operands, resolved from the graph."""
+class ConvGeom(WindowGeom):
+    """A CONV2D layer's shapes, attrs and operands, resolved from the graph: its window
+    geometry plus filters, groups and operands."""
 
-    N: int
-    C: int
-    H: int
-    W: int
     F: int
     G: int
-    OH: int
-    OW: int
-    KH: int
-    KW: int
-    SH: int
-    SW: int
-    DH: int
-    DW: int
-    PT: int
-    PL: int
-    PB: int
-    PR: int
     weight: np.ndarray  # [F, C/G, KH, KW]
     bias: np.ndarray  # [F] (zeros when the layer has none)
     residual: str | None
@@ -122,11 +107,12 @@ def conv_geom(layer: Layer, graph: Graph) -> ConvGeom:
     N, C, H, W = graph.shape(x)
     _, _, OH, OW = graph.shape(layer.outputs[0])
     pt, pl, pb, pr = attrs.pads
+    (KH, KW), (SH, SW), (DH, DW) = attrs.kernel, attrs.stride, attrs.dilation
     return ConvGeom(
-        N, C, H, W, F, attrs.groups, OH, OW, *attrs.kernel, *attrs.stride, *attrs.dilation,
-        pt, pl, pb, pr,
-        np.asarray(weight, np.float32), bias, residual,
-        (x, residual) if residual else (x,),
+        N=N, C=C, H=H, W=W, OH=OH, OW=OW, KH=KH, KW=KW, SH=SH, SW=SW, DH=DH, DW=DW,
+        PT=pt, PL=pl, PB=pb, PR=pr, F=F, G=attrs.groups,
+        weight=np.asarray(weight, np.float32), bias=bias, residual=residual,
+        inputs=(x, residual) if residual else (x,),
     )  # fmt: skip
 
 
