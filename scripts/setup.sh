@@ -8,7 +8,10 @@ cd "$ROOT"
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
-DEB_PACKAGES=(g++ cmake ninja-build python3-venv python3-dev)
+# g++-aarch64-linux-gnu + qemu-user: the arm64 target is cross-built and run under qemu-aarch64;
+# openssh: the ssh device is tested against an sshd on 127.0.0.1.
+DEB_PACKAGES=(g++ cmake ninja-build python3-venv python3-dev
+              g++-aarch64-linux-gnu qemu-user openssh-server openssh-client)
 missing=()
 for p in "${DEB_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

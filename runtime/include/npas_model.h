@@ -13,8 +13,15 @@ typedef struct npas_model npas_model;
 
 typedef struct npas_options {
   int threads;   /* worker threads including the caller; <= 0 means 1 */
-  int profile;   /* non-zero: time every layer on each run */
+  int profile;   /* NPAS_PROFILE_* bits (any other non-zero value: time layers) */
 } npas_options;
+
+/* npas_options.profile / npas_model_set_profiling bits. */
+#define NPAS_PROFILE_TIMES 1 /* time every layer on each run */
+/* Execute marker no-ops (aarch64 HINT #125 at the start of a run, #126 before each layer,
+ * #127 at its end) that an instruction-counting emulator plugin uses to attribute executed
+ * instructions to runs and layers. Architecturally NOPs; nothing on other architectures. */
+#define NPAS_PROFILE_MARKERS 2
 
 /* Loads weights.bin (written by the compiler beside the library). NULL on failure:
  * npas_last_error() says why. */

@@ -1,19 +1,27 @@
-// npas_bench: a static executable that times a compiled model on the device it runs on, with
-// random inputs, through the C ABI only (the same path an app takes).
+// npas_bench: a static executable that runs and times a compiled model on the device it runs
+// on, through the C ABI only (the same path an app takes). Remote devices (qemu, ssh, adb) run
+// models through it.
 //
 //   npas_bench weights.bin [--repeat N] [--warmup N] [--threads N] [--json]
+//              [--inputs DIR] [--outputs DIR] [--markers]
 //
+// Inputs are random (a fixed seed) unless --inputs DIR holds input_<i>.bin for every model
+// input i: raw little-endian float32, exactly the input's size. --outputs DIR writes each
+// output of the last run as output_<i>.bin in the same format. --markers executes the
+// NPAS_PROFILE_MARKERS no-ops around runs and layers, for instruction-counting emulation.
 // With --json it prints one JSON object:
 //   {"median_ms", "p10_ms", "p90_ms", "runs": [...], "threads", "isa",
 //    "layers": [{"name", "op", "kernel", "scheme", "macs", "median_ms"}]}
 // Arguments are parsed with plain C functions before npas_model_create so that nothing
 // compiled with the kernels' ISA flags can run before the model's CPU check.
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <string>
 #include <vector>
 
 #include "npas_model.h"
@@ -21,9 +29,48 @@
 namespace {
 
 int usage(const char* argv0) {
-  std::fprintf(stderr, "usage: %s weights.bin [--repeat N] [--warmup N] [--threads N] [--json]\n",
+  std::fprintf(stderr,
+               "usage: %s weights.bin [--repeat N] [--warmup N] [--threads N] [--json]\n"
+               "       [--inputs DIR] [--outputs DIR] [--markers]\n",
                argv0);
   return 2;
+}
+
+std::string tensor_file(const char* dir, const char* kind, int index) {
+  return std::string(dir) + "/" + kind + "_" + std::to_string(index) + ".bin";
+}
+
+// Reads exactly data->size() floats; anything else is an error that names the file.
+bool read_tensor(const std::string& path, std::vector<float>* data) {
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  if (f == nullptr) {
+    std::fprintf(stderr, "npas_bench: cannot open input '%s': %s\n", path.c_str(),
+                 std::strerror(errno));
+    return false;
+  }
+  const std::size_t got = std::fread(data->data(), sizeof(float), data->size(), f);
+  const bool exact = got == data->size() && std::fgetc(f) == EOF;
+  std::fclose(f);
+  if (!exact) {
+    std::fprintf(stderr, "npas_bench: input '%s' must hold exactly %zu float32 values\n",
+                 path.c_str(), data->size());
+  }
+  return exact;
+}
+
+bool write_tensor(const std::string& path, const std::vector<float>& data) {
+  const std::string tmp = path + ".tmp";
+  std::FILE* f = std::fopen(tmp.c_str(), "wb");
+  bool ok = f != nullptr &&
+            std::fwrite(data.data(), sizeof(float), data.size(), f) == data.size();
+  if (f != nullptr) ok = std::fclose(f) == 0 && ok;
+  ok = ok && std::rename(tmp.c_str(), path.c_str()) == 0;
+  if (!ok) {
+    std::fprintf(stderr, "npas_bench: cannot write output '%s': %s\n", path.c_str(),
+                 std::strerror(errno));
+    std::remove(tmp.c_str());
+  }
+  return ok;
 }
 
 // Linear interpolation between closest ranks, as numpy.percentile does by default, so the
@@ -70,10 +117,24 @@ std::size_t elements(const std::int64_t* shape, int rank) {
 
 int main(int argc, char** argv) {
   const char* weights = nullptr;
+  const char* inputs_dir = nullptr;
+  const char* outputs_dir = nullptr;
   long repeat = 50, warmup = 5, threads = 1;
-  bool json = false;
+  bool json = false, markers = false;
   for (int i = 1; i < argc; ++i) {
     const char* a = argv[i];
+    const char** dir = nullptr;
+    if (std::strcmp(a, "--inputs") == 0) dir = &inputs_dir;
+    if (std::strcmp(a, "--outputs") == 0) dir = &outputs_dir;
+    if (dir != nullptr) {
+      if (i + 1 >= argc) return usage(argv[0]);
+      *dir = argv[++i];
+      continue;
+    }
+    if (std::strcmp(a, "--markers") == 0) {
+      markers = true;
+      continue;
+    }
     long* target = nullptr;
     if (std::strcmp(a, "--repeat") == 0) target = &repeat;
     if (std::strcmp(a, "--warmup") == 0) target = &warmup;
@@ -93,7 +154,8 @@ int main(int argc, char** argv) {
   }
   if (weights == nullptr || repeat < 1) return usage(argv[0]);
 
-  npas_options options{static_cast<int>(threads), 1};
+  npas_options options{static_cast<int>(threads),
+                       NPAS_PROFILE_TIMES | (markers ? NPAS_PROFILE_MARKERS : 0)};
   npas_model* model = npas_model_create(weights, &options);
   if (model == nullptr) {
     std::fprintf(stderr, "npas_bench: %s\n", npas_last_error());
@@ -107,7 +169,14 @@ int main(int argc, char** argv) {
   for (std::size_t i = 0; i < in_data.size(); ++i) {
     const int k = static_cast<int>(i);
     in_data[i].resize(elements(npas_model_input_shape(model, k), npas_model_input_rank(model, k)));
-    for (float& x : in_data[i]) x = next_uniform();
+    if (inputs_dir != nullptr) {
+      if (!read_tensor(tensor_file(inputs_dir, "input", k), &in_data[i])) {
+        npas_model_destroy(model);
+        return 1;
+      }
+    } else {
+      for (float& x : in_data[i]) x = next_uniform();
+    }
     in_ptrs.push_back(in_data[i].data());
   }
   for (std::size_t i = 0; i < out_data.size(); ++i) {
@@ -132,6 +201,13 @@ int main(int argc, char** argv) {
     if (r < warmup) continue;
     runs.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
     for (int l = 0; l < n_layers; ++l) layer_runs[l].push_back(npas_model_layer_ms(model, l));
+  }
+
+  for (std::size_t i = 0; outputs_dir != nullptr && i < out_data.size(); ++i) {
+    if (!write_tensor(tensor_file(outputs_dir, "output", static_cast<int>(i)), out_data[i])) {
+      npas_model_destroy(model);
+      return 1;
+    }
   }
 
   if (json) {

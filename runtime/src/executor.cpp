@@ -111,6 +111,21 @@ bool load_weights(const ModelDesc& d, const char* path, AlignedBuffer* out) {
   return ok;
 }
 
+// Marker no-ops for instruction-counting emulation (NPAS_PROFILE_MARKERS). HINT immediates
+// 125..127 are unallocated: every Armv8/v9 core executes them as NOP.
+#if defined(__aarch64__)
+#define NPAS_MARK(imm) __asm__ __volatile__("hint #" #imm ::: "memory")
+#else
+#define NPAS_MARK(imm) ((void)0)
+#endif
+
+// Any non-zero value that sets no known bit keeps its historical meaning: time layers.
+int profile_bits(int on) {
+  if (on == 0) return 0;
+  const int known = on & (NPAS_PROFILE_TIMES | NPAS_PROFILE_MARKERS);
+  return known != 0 ? known : NPAS_PROFILE_TIMES;
+}
+
 }  // namespace
 
 struct npas_model {
@@ -121,7 +136,7 @@ struct npas_model {
   std::unique_ptr<npas::ThreadPool> pool;
   std::vector<npas::LayerArgs> args;
   std::vector<double> layer_ms;
-  bool profile = false;
+  int profile = 0;  // NPAS_PROFILE_* bits
   std::mutex mu;  // one run at a time: runs share the arena
 
   const float* resolve(const Ref& r) const {
@@ -170,7 +185,7 @@ NPAS_EXPORT npas_model* npas_model_create(const char* weights_path, const npas_o
     if (!load_weights(d, weights_path, &m->weights)) return nullptr;
     m->arena = aligned_bytes(static_cast<std::size_t>(d.arena_bytes));
     m->layer_ms.assign(d.num_layers, 0.0);
-    m->profile = options != nullptr && options->profile != 0;
+    m->profile = options != nullptr ? profile_bits(options->profile) : 0;
     m->set_threads(options != nullptr ? options->threads : 1);
     return m.release();
   } catch (const std::exception& e) {
@@ -212,8 +227,11 @@ NPAS_EXPORT int npas_model_run(npas_model* model, const float* const* inputs,
       std::memcpy(model->arena.get() + d.inputs[i].ref.offset, inputs[i], d.inputs[i].bytes);
     }
     using Clock = std::chrono::steady_clock;
-    const bool profile = model->profile;
+    const bool profile = (model->profile & NPAS_PROFILE_TIMES) != 0;
+    const bool markers = (model->profile & NPAS_PROFILE_MARKERS) != 0;
+    if (markers) NPAS_MARK(125);
     for (int i = 0; i < d.num_layers; ++i) {
+      if (markers) NPAS_MARK(126);  // before every layer, views too: marker k is layer k
       const npas::KernelFn fn = d.layers[i].fn;
       if (fn == nullptr) continue;
       if (profile) {
@@ -225,6 +243,7 @@ NPAS_EXPORT int npas_model_run(npas_model* model, const float* const* inputs,
         fn(&model->args[i]);
       }
     }
+    if (markers) NPAS_MARK(127);
     for (int i = 0; i < d.num_outputs; ++i) {
       std::memcpy(outputs[i], model->resolve(d.outputs[i].ref), d.outputs[i].bytes);
     }
@@ -259,7 +278,7 @@ NPAS_EXPORT int npas_model_set_profiling(npas_model* model, int on) {
     return 1;
   }
   std::lock_guard<std::mutex> lock(model->mu);
-  model->profile = on != 0;
+  model->profile = profile_bits(on);
   return 0;
 }
 
