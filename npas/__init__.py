@@ -15,6 +15,7 @@ _LAZY = {
     "load": ("npas.runtime.compiled", "load"),
     "CompiledModel": ("npas.runtime.compiled", "CompiledModel"),
     "BenchmarkResult": ("npas.runtime.compiled", "BenchmarkResult"),
+    "prune_onnx": ("npas.passes.prune.onnx_prune", "prune_onnx"),
 }
 
 
@@ -40,4 +41,5 @@ __all__ = [
     "__version__",
     "compile",
     "load",
+    "prune_onnx",
 ]

@@ -38,6 +38,8 @@ def _fmt_value(key: str, v: Any) -> str:
         return fmt_float(v)
     if isinstance(v, tuple):
         sep = "x" if key in _PAIRS else ","
+        if any(isinstance(e, tuple) for e in v):  # a pattern library: ((0,1,4,5),(1,3,4,7))
+            return "(" + ",".join(f"({_fmt_value(key, e)})" for e in v) + ")"
         return sep.join(_fmt_value(key, e) for e in v)
     if isinstance(v, Op):
         return v.value
