@@ -22,6 +22,7 @@ from setuptools.command.build_py import build_py
 ROOT = Path(__file__).resolve().parent
 RUNTIME_FILES = [
     "include", "src/threadpool.cpp", "src/executor.cpp", "src/model_desc.h", "src/bench_main.cpp",
+    "qemu_plugin",
 ]  # fmt: skip
 
 

@@ -16,11 +16,16 @@ import numpy as np
 
 from npas.errors import NpasError
 
-SUBCOMMANDS = ("compile", "run", "bench", "inspect", "zoo")
+SUBCOMMANDS = ("compile", "run", "bench", "inspect", "prune", "zoo")
 RTOL, ATOL = 1e-3, 1e-4  # the correctness contract in fp32
 BENCH_BLOCK = 5  # runs per engine before switching, when threads > 1
 BENCH_SWITCH_PAUSE_S = 0.05  # longer than the engines' worker spin-wait
+PRUNE_SCHEMES = ("pattern", "block-punched", "block", "filter", "unstructured")
 TARGETS = ("host", "arm64", "arm64-android", "opencl", "opencl-android")
+DEVICE_HELP = (
+    "host | qemu[:CPU] | ssh:[USER@]HOST[:PORT] | adb[:SERIAL] (default: where the build runs "
+    "on this machine: host, or qemu for arm64)"
+)
 
 
 class UsageError(NpasError):
@@ -203,6 +208,41 @@ def check_outputs(
     return {"matches": ok, "max_abs_diff": worst, "rtol": RTOL, "atol": ATOL}
 
 
+def bench_device(
+    cm: Any,
+    *,
+    repeat: int,
+    warmup: int,
+    threads: int,
+    compare_model: str | None,
+) -> dict[str, Any]:
+    """Benchmark on a device (qemu, ssh, adb): times measured there by npas_bench or, under
+    emulation, executed instructions instead. ONNX Runtime runs on this host, so a speed
+    ratio would compare two machines: with a model to compare, only the outputs are checked."""
+    res = cm.benchmark(repeat=repeat, warmup=warmup, threads=threads)
+    report: dict[str, Any] = {"threads": res.threads}
+    if hasattr(res, "instructions_per_inference"):
+        keys: tuple[str, ...] = ("instructions_per_inference", "instructions_per_mac")
+        report["npas"] = {k: getattr(res, k) for k in keys}
+    else:
+        keys = ("median_ms",)
+        report["npas"] = _summary(res.runs)
+    report["layers"] = [
+        {k: layer[k] for k in ("name", "op", "kernel", "scheme", *keys)} for layer in res.per_layer
+    ]
+    if compare_model:
+        import onnxruntime as ort
+
+        feeds = cm.random_inputs()
+        sess = ort.InferenceSession(compare_model, providers=["CPUExecutionProvider"])
+        report["check"] = check_outputs(cm.run(feeds), sess.run(None, feeds), cm.output_names)
+        report["compare_note"] = (
+            f"onnxruntime runs on this host and npas on {cm.device}: outputs compared, no "
+            "speed-up (a ratio across two machines means nothing)"
+        )
+    return report
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     import npas
 
@@ -214,6 +254,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     else:
         cm = npas.compile(str(target), target=args.target, threads=args.threads)
         source = str(target)
+        if args.device is not None and args.device != cm.device:
+            cm = npas.load(cm.path, device=args.device, threads=args.threads)
     compare = None
     if args.compare:
         if args.compare != "onnxruntime":
@@ -224,12 +266,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
                 "finds; run `npasc bench MODEL.onnx --compare onnxruntime` instead"
             )
         compare = source
-    res = bench(cm, repeat=args.repeat, warmup=args.warmup, threads=args.threads,
-                compare_model=compare)  # fmt: skip
+    run = bench if cm.device == "host" else bench_device
+    res = run(cm, repeat=args.repeat, warmup=args.warmup, threads=args.threads,
+              compare_model=compare)  # fmt: skip
     report = {
         "model": str(source or target),
         "target": cm.target,
-        "device": args.device,
+        "device": cm.device,
         "threads": args.threads,
         "isa": cm.isa,
         "macs": int(cm.macs),
@@ -245,13 +288,25 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def format_bench(report: dict[str, Any], per_layer: bool = False) -> str:
+    device = report.get("device", "host")
+    counted = "instructions_per_inference" in report["npas"]
     lines = [
         f"{report['model']}  target={report['target']} ({report['isa']})  "
-        f"threads={report['threads']}  {report['macs'] / 1e9:.2f} GMACs",
-        f"{'engine':<12} {'median ms':>10} {'p10 ms':>9} {'p90 ms':>9} {'runs':>5}",
+        + ("" if device == "host" else f"device={device}  ")
+        + f"threads={report['threads']}  {report['macs'] / 1e9:.2f} GMACs"
     ]
+    if counted:  # emulated: instructions, never time
+        r = report["npas"]
+        per_mac = r["instructions_per_mac"]
+        lines.append(f"{'engine':<12} {'instructions/inference':>22} {'per MAC':>9}")
+        lines.append(
+            f"{'npas':<12} {r['instructions_per_inference']:>22,} "
+            f"{'-' if per_mac is None else f'{per_mac:.3f}':>9}"
+        )
+    else:
+        lines.append(f"{'engine':<12} {'median ms':>10} {'p10 ms':>9} {'p90 ms':>9} {'runs':>5}")
     for engine in ("npas", "onnxruntime"):
-        if engine in report:
+        if engine in report and not counted:
             r = report[engine]
             lines.append(
                 f"{engine:<12} {r['median_ms']:>10.3f} {r['p10_ms']:>9.3f} {r['p90_ms']:>9.3f} "
@@ -269,7 +324,18 @@ def format_bench(report: dict[str, Any], per_layer: bool = False) -> str:
             f"outputs vs onnxruntime: {verdict} (max |diff| {c['max_abs_diff']:.2e}, "
             f"rtol {c['rtol']}, atol {c['atol']})"
         )
-    if per_layer:
+    if "compare_note" in report:
+        lines.append(report["compare_note"])
+    if per_layer and counted:
+        lines.append(f"{'layer':<40} {'op':<16} {'kernel':<48} {'instructions':>14} {'/MAC':>8}")
+        for layer in report["layers"]:
+            per_mac = layer["instructions_per_mac"]
+            lines.append(
+                f"{layer['name'][:40]:<40} {layer['op']:<16} {layer['kernel'][:48]:<48} "
+                f"{layer['instructions_per_inference']:>14,} "
+                f"{'-' if per_mac is None else f'{per_mac:.3f}':>8}"
+            )
+    elif per_layer:
         lines.append(f"{'layer':<40} {'op':<16} {'kernel':<48} {'ms':>8}")
         for layer in report["layers"]:
             lines.append(
@@ -287,6 +353,9 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         print(f"{path}: target {meta.get('target')} isa {meta.get('isa')}, "
               f"{meta.get('macs', 0) / 1e6:.1f} M MACs, "
               f"peak activations {meta.get('peak_activation_bytes', 0)} bytes")  # fmt: skip
+        if args.sparsity:
+            print(format_sparsity(meta))
+            return 0
         for layer in meta.get("layers", []):
             print(f"  {layer['name']:<40} {layer['op']:<16} {layer['kernel']}")
         if args.ir and (path / "ir.txt").is_file():
@@ -298,7 +367,11 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     shapes = dict(parse_shape_arg(s) for s in args.input_shape)
     graph = load_onnx(str(path), input_shapes=shapes or None)
     if args.sparsity:
-        print(format_sparsity(run_pipeline(graph)))
+        from npas.passes.pipeline import DEFAULT_PIPELINE, shrink_filters
+
+        # the weights' own structure: before removed filters leave the graph
+        passes = [p for p in DEFAULT_PIPELINE if p is not shrink_filters]
+        print(format_sparsity(run_pipeline(graph, passes)))
         return 0
     if args.ir:
         from npas.ir.printer import format_graph
@@ -315,26 +388,110 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
-def format_sparsity(graph: Any) -> str:
-    """Per prunable layer: weight count, zeros and the pruning rate they amount to."""
-    from npas.ir.ops import PRUNABLE
+def format_sparsity(source: Any) -> str:
+    """Per conv/dense layer: weights, zeros, pruning scheme, rate and the scheme's statistics
+    (pattern histogram, block occupancy), then the total. `source` is a Graph after the
+    pipeline, or a compiled model's metadata (what compile recorded)."""
+    from npas.passes.prune.annotate import sparsity_report
 
-    lines = [f"{'layer':<48} {'op':<8} {'weights':>10} {'zeros':>8} {'rate':>7}"]
-    total = zeros = 0
-    for layer in graph.layers:
-        if layer.op not in PRUNABLE:
-            continue
-        w = graph.const(layer.inputs[1])
-        n, z = int(w.size), int(np.count_nonzero(w == 0))
-        total, zeros = total + n, zeros + z
-        rate = n / max(n - z, 1)
+    if isinstance(source, dict):
+        report = source.get("sparsity")
+        if report is None:  # compiled before npas recorded sparsity: the schemes only
+            rows = [
+                f"{x['name'][-48:]:<48} {x['op']:<16} {x.get('scheme', 'dense')}"
+                for x in source.get("layers", [])
+                if x["op"] in ("conv2d", "dense")
+            ]
+            return "\n".join([f"{'layer':<48} {'op':<16} scheme", *rows])
+    else:
+        report = sparsity_report(source)
+    lines = [
+        f"{'layer':<48} {'op':<8} {'weights':>10} {'zeros':>7} {'scheme':<14} {'rate':>7}  detail"
+    ]
+    schemes: dict[str, int] = {}
+    for name, row in report["layers"].items():
+        n = row["weights"]
+        schemes[row["scheme"]] = schemes.get(row["scheme"], 0) + 1
         lines.append(
-            f"{layer.name[-48:]:<48} {layer.op.value:<8} {n:>10} {z / n:>8.1%} {rate:>6.2f}x"
+            f"{name[-48:]:<48} {row['op']:<8} {n:>10} {row['zeros'] / max(n, 1):>7.1%} "
+            f"{row['scheme']:<14} {row['rate']:>6.2f}x  {_sparsity_detail(row)}".rstrip()
         )
-    if total:
-        lines.append(f"{'total':<48} {'':<8} {total:>10} {zeros / total:>8.1%} "
-                     f"{total / max(total - zeros, 1):>6.2f}x")  # fmt: skip
+    t = report["total"]
+    if t["weights"]:
+        mix = ", ".join(f"{k} {v}" for k, v in sorted(schemes.items()))
+        lines.append(
+            f"{'total':<48} {'':<8} {t['weights']:>10} {t['zeros'] / t['weights']:>7.1%} "
+            f"{'':<14} {t['rate']:>6.2f}x  layers: {mix}"
+        )
     return "\n".join(lines)
+
+
+def _sparsity_detail(row: dict[str, Any]) -> str:
+    """The scheme-specific part of a sparsity row."""
+    scheme = row["scheme"]
+    if scheme == "pattern":
+        hist = row["pattern_histogram"]
+        kept = max(row["kernels_kept"], 1)
+        shown = " ".join(
+            f"{''.join(map(str, h['pattern']))}:{h['kernels'] / kept:.0%}" for h in hist[:8]
+        )
+        more = f" +{len(hist) - 8}" if len(hist) > 8 else ""
+        return (
+            f"{row['entries']}-entry x{len(hist)}, kernels kept "
+            f"{row['kernels_kept'] / max(row['kernels'], 1):.0%}; patterns {shown}{more}"
+        )
+    if scheme == "block-punched" and row["positions"] == 1:  # 1x1: whole blocks go
+        kept = row["blocks"] - row["empty_blocks"]
+        return f"{row['bf']}x{row['bc']} blocks, kept {kept}/{row['blocks']}"
+    if scheme == "block-punched":
+        return (
+            f"{row['bf']}x{row['bc']} blocks, occupancy {row['occupancy']:.0%} of "
+            f"{row['positions']} positions, empty {row['empty_blocks']}/{row['blocks']}; "
+            f"blocks by kept positions {row['occupancy_histogram']}"
+        )
+    if scheme == "block":
+        lo, mean, hi = row["kept_columns"]
+        return (
+            f"{row['bf']}-row blocks, occupancy {row['occupancy']:.0%} of {row['columns']} "
+            f"columns (kept per block {lo}..{hi}, mean {mean:.1f})"
+        )
+    if scheme == "filter":
+        return f"filters kept {row['filters_kept']}/{row['filters']}"
+    return ""
+
+
+def cmd_prune(args: argparse.Namespace) -> int:
+    import npas
+
+    model = Path(args.model)
+    _require_model_file(model)
+    if model.is_dir():
+        raise UsageError(f"{model}: npasc prune takes an ONNX model, not a directory")
+    shapes = dict(parse_shape_arg(s) for s in args.input_shape)
+    params = dict(parse_param_arg(p) for p in args.param)
+    res = npas.prune_onnx(
+        str(model),
+        scheme=args.scheme,
+        rate=args.rate,
+        layers=args.layers,
+        out=args.output,
+        input_shapes=shapes or None,
+        **params,
+    )
+    print(res.summary())
+    print(f"wrote {res.out}")
+    return 0
+
+
+def parse_param_arg(text: str) -> tuple[str, Any]:
+    """`KEY=VALUE` with a JSON value (`entries=5`, `library=[[1,3,4,5],[3,4,5,7]]`)."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.isidentifier():
+        raise UsageError(f"--param {text!r}: expected KEY=VALUE such as entries=5 or bf=4")
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value
 
 
 def cmd_zoo(args: argparse.Namespace) -> int:
@@ -379,14 +536,14 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("compiled")
     r.add_argument("--input", action="append", default=[], metavar="NAME=x.npy")
     r.add_argument("--output-dir", default=".")
-    r.add_argument("--device", default="host")
+    r.add_argument("--device", help=DEVICE_HELP)
     r.add_argument("--threads", type=int, default=1)
     r.set_defaults(fn=cmd_run)
 
     b = sub.add_parser("bench", help="benchmark a compiled model (or compile an ONNX first)")
     b.add_argument("model", metavar="OUT|MODEL.onnx")
     b.add_argument("--target", choices=TARGETS, default="host")
-    b.add_argument("--device", default="host")
+    b.add_argument("--device", help=DEVICE_HELP)
     b.add_argument("--repeat", type=int, default=50)
     b.add_argument("--warmup", type=int, default=5)
     b.add_argument("--threads", type=int, default=1)
@@ -401,6 +558,19 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--sparsity", action="store_true")
     i.add_argument("--input-shape", action="append", default=[], metavar="NAME=1x3x224x224")
     i.set_defaults(fn=cmd_inspect)
+
+    pr = sub.add_parser("prune", help="one-shot magnitude pruning of an ONNX model into ONNX")
+    pr.add_argument("model", metavar="MODEL.onnx")
+    pr.add_argument("--scheme", required=True, choices=PRUNE_SCHEMES)
+    pr.add_argument("--rate", required=True, type=float, help="keep ~1/RATE of the weights")
+    pr.add_argument("--layers", metavar="GLOB", help="ONNX node names or a glob (default: all)")
+    pr.add_argument("-o", "--output", required=True, metavar="PRUNED.onnx")
+    pr.add_argument(
+        "--param", action="append", default=[], metavar="KEY=VALUE",
+        help="scheme parameter: entries, library_size, library (pattern); bf, bc (blocks)",
+    )  # fmt: skip
+    pr.add_argument("--input-shape", action="append", default=[], metavar="NAME=1x3x224x224")
+    pr.set_defaults(fn=cmd_prune)
 
     z = sub.add_parser("zoo", help="bundled model definitions exported to ONNX")
     zsub = z.add_subparsers(dest="zoo_cmd", required=True)

@@ -22,7 +22,21 @@ class Knob:
 
 CACHE_DIR = Knob("NPAS_CACHE_DIR", str(Path.home() / ".cache" / "npas"), "compile cache root")
 CACHE_MAX_GB = Knob("NPAS_CACHE_MAX_GB", "4", "size cap of cached whole-model builds (LRU)")
-ISA = Knob("NPAS_ISA", "", "force a lower host ISA: scalar | avx2 | avx512")
+ISA = Knob("NPAS_ISA", "", "force a lower ISA: scalar | avx2 | avx512 (x86), scalar | neon (arm)")
 KEEP_BUILD = Knob("NPAS_KEEP_BUILD", "0", "keep every stage's output (sources, build tree)")
 NO_CACHE = Knob("NPAS_NO_CACHE", "0", "ignore the compile cache")
 JOBS = Knob("NPAS_JOBS", "", "parallel compile jobs (default: CPU count)")
+SPARSE = Knob(
+    "NPAS_SPARSE",
+    "auto",
+    "sparse kernels for pruned layers: auto (where the cost model expects a gain) | sparse "
+    "(wherever one serves) | dense (never)",
+)
+DEVICE_DIR = Knob(
+    "NPAS_DEVICE_DIR",
+    "",
+    "working directory on ssh/adb devices (default ~/.cache/npas/device, /data/local/tmp/npas)",
+)
+DEVICE_TIMEOUT = Knob("NPAS_DEVICE_TIMEOUT", "600", "seconds one command on a device may run")
+SSH_IDENTITY = Knob("NPAS_SSH_IDENTITY", "", "private key for ssh:HOST devices (ssh -i)")
+SSH_OPTIONS = Knob("NPAS_SSH_OPTIONS", "", "extra ssh/scp options for ssh:HOST devices")

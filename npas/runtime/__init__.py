@@ -1,10 +1,18 @@
-"""Running compiled models: CompiledModel, load(), and (later) device runners."""
+"""Running compiled models: CompiledModel (in this process), load(), and devices/ (qemu,
+ssh, adb) through DeviceModel."""
 
 from __future__ import annotations
 
 from typing import Any
 
-_EXPORTS = {"BenchmarkResult", "CompiledModel", "TensorSpec", "load"}
+_EXPORTS = {
+    "BenchmarkResult",
+    "CompiledModel",
+    "InstructionCountResult",
+    "ModelBase",
+    "TensorSpec",
+    "load",
+}
 
 
 def __getattr__(name: str) -> Any:

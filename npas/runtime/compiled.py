@@ -1,4 +1,6 @@
-"""CompiledModel: a compiled artifact directory loaded into this process, and load().
+"""Loaded models and load(). `ModelBase` is what every loaded model shares wherever it runs
+(the artifact's signature and metadata, input checking, save); `CompiledModel` runs in this
+process through the native module; npas.runtime.devices.model.DeviceModel runs on a device.
 
 Input policy: every input must be a float32 array of exactly the compiled shape. Nothing is
 cast implicitly (a float64 array is an error that says how to convert it), because a silent
@@ -23,13 +25,6 @@ from npas.errors import ModelError, ShapeError, ToolchainError
 FORMAT_VERSION = 1
 LIBRARY, WEIGHTS, METADATA = "libnpas_model.so", "weights.bin", "model.json"
 
-# Devices npas will run on once their targets exist, and what each needs.
-_FUTURE_DEVICES = {
-    "qemu": "the arm64 target support (NEON kernels and the aarch64 cross toolchain)",
-    "adb": "the arm64-android target support (NEON kernels and the Android NDK)",
-    "ssh": "the arm64 target support and a remote runner",
-}
-
 
 class TensorSpec(NamedTuple):
     name: str
@@ -47,6 +42,24 @@ class BenchmarkResult:
     runs: list[float]
     per_layer: list[dict[str, Any]]  # name, op, kernel, scheme, macs, median_ms
     threads: int = 1
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class InstructionCountResult:
+    """What an emulated device reports instead of time: executed instructions of one inference,
+    whole and per layer (each row: name, op, kernel, scheme, macs, instructions_per_inference,
+    instructions_per_mac; the last is None for layers without MACs)."""
+
+    instructions_per_inference: int
+    instructions_per_mac: float | None
+    per_layer: list[dict[str, Any]]
+    threads: int = 1  # counts are taken on one thread: interleaved threads are not exact
+    deterministic: bool = True  # the counted runs agreed exactly
+    note: str = ""  # why not, when they did not
+    cpu: str | None = None  # the emulated CPU model, None for the emulator's default
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -91,36 +104,23 @@ def _shape_str(shape: tuple[int, ...]) -> str:
     return "(" + ", ".join(str(d) for d in shape) + ")"
 
 
-class CompiledModel:
-    """A compiled model loaded for running: `run`, `benchmark`, `profile`, `save`."""
+class ModelBase:
+    """A loaded model, wherever it runs: signature, metadata, input checking, `save`.
+    Subclasses provide `run`, `benchmark`, `threads` and `set_threads`."""
 
-    def __init__(self, path: Path, meta: dict[str, Any], native: Any, device: str) -> None:
+    def __init__(self, path: Path, meta: dict[str, Any], device: str) -> None:
         self.path = path
         self.metadata = meta
         self.device = device
-        self._native = native
         self.target: str = meta["target"]
         self.isa: str = meta["isa"]
         self.inputs = [TensorSpec(t["name"], tuple(t["shape"])) for t in meta["inputs"]]
         self.outputs = [TensorSpec(t["name"], tuple(t["shape"])) for t in meta["outputs"]]
         self.layers: list[dict[str, Any]] = meta["layers"]
         self.macs: int = int(meta["macs"])
-        self.peak_activation_bytes: int = int(native.peak_activation_bytes)
+        self.peak_activation_bytes: int = int(meta.get("peak_activation_bytes", 0))
         self.source_model: str | None = meta.get("source_model")
         self.compile_info: Any = None  # npas.codegen.build.BuildInfo when made by npas.compile
-        self._check_signature()
-
-    def _check_signature(self) -> None:
-        native = (
-            [(n, tuple(s)) for n, s in self._native.inputs],
-            [(n, tuple(s)) for n, s in self._native.outputs],
-        )
-        meta = [(t.name, t.shape) for t in self.inputs], [(t.name, t.shape) for t in self.outputs]
-        if native != meta:
-            raise ModelError(
-                f"{self.path}: {METADATA} does not describe {LIBRARY} (signature differs); the "
-                "directory mixes files of two compiles, recompile it"
-            )
 
     # ---- signature ----
     @property
@@ -141,11 +141,10 @@ class CompiledModel:
 
     @property
     def threads(self) -> int:
-        return int(self._native.threads)
+        raise NotImplementedError
 
     def set_threads(self, threads: int) -> None:
-        """Worker threads for the following runs (the caller's thread included)."""
-        self._native.set_threads(max(1, int(threads)))
+        raise NotImplementedError
 
     # ---- running ----
     def _arrays(self, feeds: Any) -> list[np.ndarray]:
@@ -186,8 +185,16 @@ class CompiledModel:
     def run(self, feeds: dict[str, np.ndarray] | np.ndarray) -> dict[str, np.ndarray]:
         """One inference: {input name: float32 array} (or the array of a one-input model) ->
         {output name: array}."""
-        outs = self._native.run(self._arrays(feeds))
-        return dict(zip(self.output_names, outs, strict=True))
+        raise NotImplementedError
+
+    def benchmark(
+        self,
+        repeat: int = 50,
+        warmup: int = 5,
+        threads: int | None = None,
+        feeds: dict[str, np.ndarray] | None = None,
+    ) -> Any:
+        raise NotImplementedError
 
     def __call__(self, *arrays: np.ndarray, **named: np.ndarray) -> Any:
         """Positional inputs in model order (or by name); one output -> that array, several ->
@@ -203,6 +210,67 @@ class CompiledModel:
     def random_inputs(self, seed: int = 0) -> dict[str, np.ndarray]:
         rng = np.random.default_rng(seed)
         return {t.name: rng.standard_normal(t.shape, dtype=np.float32) for t in self.inputs}
+
+    def profile(
+        self, feeds: dict[str, np.ndarray] | None = None, repeat: int = 10
+    ) -> list[dict[str, Any]]:
+        """Per-layer rows over `repeat` runs: every layer, views included (median times, or
+        instruction counts on an emulated device)."""
+        return list(self.benchmark(repeat=repeat, warmup=1, feeds=feeds).per_layer)
+
+    # ---- files ----
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Copy the artifact directory to `path` (atomically: a temp sibling, then rename)."""
+        from npas.codegen.build import copy_artifact
+
+        dest = Path(path).resolve()
+        if dest == self.path.resolve():
+            return dest
+        return copy_artifact(self.path, dest)
+
+    def __repr__(self) -> str:
+        sig = ", ".join(f"{t.name}{_shape_str(t.shape)}" for t in self.inputs)
+        where = "" if self.device == "host" else f" device={self.device}"
+        return (
+            f"<{type(self).__name__} {self.path} target={self.target} isa={self.isa}{where} "
+            f"inputs=[{sig}] layers={len(self.layers)} threads={self.threads}>"
+        )
+
+
+class CompiledModel(ModelBase):
+    """A compiled model loaded into this process: `run`, `benchmark`, `profile`, `save`."""
+
+    def __init__(self, path: Path, meta: dict[str, Any], native: Any, device: str) -> None:
+        super().__init__(path, meta, device)
+        self._native = native
+        self.peak_activation_bytes = int(native.peak_activation_bytes)
+        self._check_signature()
+
+    def _check_signature(self) -> None:
+        native = (
+            [(n, tuple(s)) for n, s in self._native.inputs],
+            [(n, tuple(s)) for n, s in self._native.outputs],
+        )
+        meta = [(t.name, t.shape) for t in self.inputs], [(t.name, t.shape) for t in self.outputs]
+        if native != meta:
+            raise ModelError(
+                f"{self.path}: {METADATA} does not describe {LIBRARY} (signature differs); the "
+                "directory mixes files of two compiles, recompile it"
+            )
+
+    @property
+    def threads(self) -> int:
+        return int(self._native.threads)
+
+    def set_threads(self, threads: int) -> None:
+        """Worker threads for the following runs (the caller's thread included)."""
+        self._native.set_threads(max(1, int(threads)))
+
+    def run(self, feeds: dict[str, np.ndarray] | np.ndarray) -> dict[str, np.ndarray]:
+        """One inference: {input name: float32 array} (or the array of a one-input model) ->
+        {output name: array}."""
+        outs = self._native.run(self._arrays(feeds))
+        return dict(zip(self.output_names, outs, strict=True))
 
     def benchmark(
         self,
@@ -246,41 +314,14 @@ class CompiledModel:
         """Per-layer median times (ms) over `repeat` runs: every layer, views included."""
         return self.benchmark(repeat=repeat, warmup=1, feeds=feeds).per_layer
 
-    # ---- files ----
-    def save(self, path: str | os.PathLike[str]) -> Path:
-        """Copy the artifact directory to `path` (atomically: a temp sibling, then rename)."""
-        from npas.codegen.build import copy_artifact
 
-        dest = Path(path).resolve()
-        if dest == self.path.resolve():
-            return dest
-        return copy_artifact(self.path, dest)
-
-    def __repr__(self) -> str:
-        sig = ", ".join(f"{t.name}{_shape_str(t.shape)}" for t in self.inputs)
-        return (
-            f"<CompiledModel {self.path} target={self.target} isa={self.isa} inputs=[{sig}] "
-            f"layers={len(self.layers)} threads={self.threads}>"
-        )
+def default_device(target: str) -> str:
+    """The device that runs a build of `target` on this machine."""
+    return "qemu" if target == "arm64" else "host"
 
 
-def _check_device(device: str) -> None:
-    if device == "host":
-        return
-    kind = device.split(":", 1)[0]
-    if kind in _FUTURE_DEVICES:
-        raise ToolchainError(
-            f"device {device!r} needs {_FUTURE_DEVICES[kind]}, which this npas does not have "
-            "yet; run on device='host'"
-        )
-    raise ToolchainError(
-        f"unknown device {device!r}: expected host, qemu, adb[:SERIAL] or ssh:HOST"
-    )
-
-
-def load(path: str | os.PathLike[str], device: str = "host", threads: int = 1) -> CompiledModel:
-    """Load a compiled output directory (from npas.compile or `npasc compile`)."""
-    _check_device(device)
+def read_artifact(path: str | os.PathLike[str]) -> tuple[Path, dict[str, Any]]:
+    """(resolved directory, model.json) of a compiled output directory, format-checked."""
     root = Path(path).resolve()
     try:
         meta = json.loads((root / METADATA).read_text())
@@ -295,14 +336,37 @@ def load(path: str | os.PathLike[str], device: str = "host", threads: int = 1) -
             f"{root}: artifact format {meta.get('format')!r}, this npas reads {FORMAT_VERSION}; "
             "recompile the model with this npas"
         )
+    return root, meta
+
+
+def require_files(root: Path, names: tuple[str, ...]) -> None:
+    for name in names:
+        if not (root / name).is_file():
+            raise ModelError(f"{root}: {name} is missing; recompile the model")
+
+
+def load(path: str | os.PathLike[str], device: str | None = None, threads: int = 1) -> ModelBase:
+    """Load a compiled output directory (from npas.compile or `npasc compile`) to run on
+    `device`: "host" (this process), "qemu[:CPU]", "ssh:[USER@]HOST[:PORT]" or "adb[:SERIAL]".
+    None picks the device that runs the build here: host for host builds, qemu for arm64."""
+    from npas.runtime.devices.device import parse_device
+
+    spec = parse_device(device) if device is not None else None  # syntax errors first
+    root, meta = read_artifact(path)
+    if spec is None:
+        spec = parse_device(default_device(str(meta.get("target"))))
+    if spec.kind != "host":
+        from npas.runtime.devices.model import DeviceModel
+
+        return DeviceModel.open(root, meta, spec, threads=threads)
     if meta.get("target") != "host":
         raise ToolchainError(
             f"{root} was compiled for target {meta.get('target')!r}, which cannot run on the "
-            "host device"
+            f"host device (in this process); run it with device="
+            f"{default_device(str(meta.get('target')))!r} or on a device of its architecture "
+            "(ssh:HOST, adb)"
         )
-    for name in (LIBRARY, WEIGHTS):
-        if not (root / name).is_file():
-            raise ModelError(f"{root}: {name} is missing; recompile the model")
+    require_files(root, (LIBRARY, WEIGHTS))
     runtime = _native()
     try:
         native = runtime.create(
@@ -310,7 +374,14 @@ def load(path: str | os.PathLike[str], device: str = "host", threads: int = 1) -
         )
     except runtime.NativeError as e:
         raise ModelError(f"cannot load the compiled model in {root}: {e}") from None
-    return CompiledModel(root, meta, native, device)
+    return CompiledModel(root, meta, native, "host")
 
 
-__all__ = ["BenchmarkResult", "CompiledModel", "TensorSpec", "load"]
+__all__ = [
+    "BenchmarkResult",
+    "CompiledModel",
+    "InstructionCountResult",
+    "ModelBase",
+    "TensorSpec",
+    "load",
+]

@@ -6,7 +6,9 @@ qemu is measured as executed aarch64 instructions (see the instruction-counting 
 
 from __future__ import annotations
 
+import functools
 import shutil
+import subprocess
 
 from npas.errors import ToolchainError
 
@@ -20,8 +22,7 @@ def qemu_binary() -> str:
     found = shutil.which(QEMU)
     if found is None:
         raise ToolchainError(
-            f"running arm64 code on this machine needs {QEMU}, which is not on PATH; "
-            f"{INSTALL_HINT}"
+            f"running arm64 code on this machine needs {QEMU}, which is not on PATH; {INSTALL_HINT}"
         )
     return found
 
@@ -36,3 +37,22 @@ def qemu_command(cpu: str | None = None, plugin: list[str] | None = None) -> lis
     if plugin:
         cmd += ["-plugin", ",".join(plugin)]
     return cmd
+
+
+@functools.cache
+def _cpu_models(qemu: str) -> tuple[str, ...]:
+    try:
+        out = subprocess.run([qemu, "-cpu", "help"], capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise ToolchainError(f"{qemu} does not run: {e}; {INSTALL_HINT}") from None
+    return tuple(line.split()[0] for line in out.stdout.splitlines()[1:] if line.strip())
+
+
+def check_cpu(cpu: str) -> None:
+    """A CPU model this qemu-aarch64 knows, or a ToolchainError listing those it does."""
+    models = _cpu_models(qemu_binary())
+    if models and cpu not in models:
+        raise ToolchainError(
+            f"qemu-aarch64 has no CPU model {cpu!r}; it has {', '.join(models)} "
+            "(device string qemu:CPU)"
+        )
