@@ -20,13 +20,12 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from npas import knobs
 from npas.errors import ModelError, NpasError, ToolchainError
 from npas.ir.graph import Graph
 
 # What each not-yet-available target needs, for the error message.
 _TARGET_NEEDS = {
-    "arm64": "the NEON kernels and the aarch64 cross compiler (aarch64-linux-gnu-g++)",
-    "arm64-android": "the NEON kernels and the Android NDK (ANDROID_NDK_HOME)",
     "opencl": "the OpenCL kernels and an OpenCL runtime (PoCL)",
     "opencl-android": "the OpenCL kernels and the Android NDK (ANDROID_NDK_HOME)",
 }
@@ -37,8 +36,8 @@ def _resolve_target(target: Any) -> Any:
 
     if isinstance(target, Target):
         tgt = target
-    elif target == "host":
-        tgt = get_target("host")
+    elif target in ("host", "arm64", "arm64-android"):
+        tgt = get_target(target)
     elif target in _TARGET_NEEDS:
         raise ToolchainError(
             f"target {target!r} is not available yet: it needs {_TARGET_NEEDS[target]}; "
@@ -76,7 +75,10 @@ def _prune_config_key(prune_config: Any) -> Any:
     if prune_config is None:
         return None
     if isinstance(prune_config, str | os.PathLike):
-        return ("file", Path(prune_config).read_bytes())
+        try:
+            return ("file", Path(prune_config).read_bytes())
+        except OSError as e:
+            raise NpasError(f"prune config {prune_config}: cannot read it ({e})") from None
     return json.dumps(prune_config, sort_keys=True, default=str)
 
 
@@ -181,6 +183,7 @@ def compile(
     """
     from npas.codegen import build
     from npas.codegen.emit import emit
+    from npas.passes.prune.annotate import sparsity_report
     from npas.runtime.compiled import load
 
     tgt = _resolve_target(target)
@@ -209,6 +212,7 @@ def compile(
         fp16,
         run_passes,
         _lowering_id(lower),
+        knobs.SPARSE.get(),  # sparse kernels or dense ones for pruned layers
     )
     info = build.from_cache(key, out)
     if info is None:
@@ -217,10 +221,9 @@ def compile(
             pipeline_options=pipeline_options,
         )  # fmt: skip
         emitted = emit(graph, tgt, lower=lower)
-        info = build.build(
-            emitted, out, key=key, graph=graph, extra_metadata={"source_model": path}
-        )
-    cm = load(info.path, threads=threads)
+        meta = {"source_model": path, "sparsity": sparsity_report(graph)}
+        info = build.build(emitted, out, key=key, graph=graph, extra_metadata=meta)
+    cm = load(info.path, threads=threads, connect=False)  # a phone is needed to run, not here
     cm.compile_info = info
     return cm
 

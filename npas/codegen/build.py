@@ -47,7 +47,7 @@ import numpy as np
 
 from npas import knobs
 from npas.codegen.emit import Emitted, render
-from npas.codegen.target import Target
+from npas.codegen.target import HOST_INSTALL_HINT, Target
 from npas.errors import NpasError, ToolchainError
 
 FORMAT_VERSION = 1  # of the artifact directory and model.json
@@ -56,10 +56,7 @@ BENCH = "npas_bench"
 WEIGHTS = "weights.bin"
 METADATA = "model.json"
 TREE_SLOTS = 4
-INSTALL_HINT = (
-    "install them with `apt-get install g++ cmake ninja-build` (or `pip install cmake ninja`), "
-    "or run scripts/setup.sh"
-)
+INSTALL_HINT = HOST_INSTALL_HINT
 
 
 # --------------------------------------------------------------------------------------------
@@ -135,7 +132,7 @@ def code_fingerprint() -> str:
             files += [
                 Path(dirpath, f)
                 for f in sorted(filenames)
-                if f.endswith((".py", ".j2", ".h", ".hpp", ".cpp", ".inc"))
+                if f.endswith((".py", ".j2", ".h", ".hpp", ".cpp", ".inc", ".cmake"))
             ]
     sig = tuple((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in files)
     if sig not in _fingerprint_memo:
@@ -183,9 +180,13 @@ def toolchain(target: Target) -> Toolchain:
     found = {name: _which(name) for name in ("cmake", "ninja", target.cxx)}
     missing = [name for name, path in found.items() if path is None]
     if missing:
+        hints = [INSTALL_HINT] if {"cmake", "ninja"} & set(missing) else []
+        if target.cxx in missing and target.install_hint not in hints:
+            hints.append(target.install_hint)
         raise ToolchainError(
-            f"npas needs cmake, ninja and {target.cxx} to build models, but cannot find "
-            f"{', '.join(missing)} on PATH; {INSTALL_HINT}."
+            f"npas needs cmake, ninja and {target.cxx} to build models for target "
+            f"{target.name!r}, but cannot find {', '.join(missing)} on PATH; "
+            f"{'; '.join(hints)}."
         )
     cxx = str(found[target.cxx])
     real = os.path.realpath(cxx)
@@ -365,6 +366,9 @@ def _runtime_files() -> dict[str, bytes]:
     return files
 
 
+TOOLCHAINS_DIR = Path(__file__).resolve().parent / "toolchains"
+
+
 def _cmakelists(em: Emitted, model_source: str) -> str:
     return render(
         "project/CMakeLists.txt.j2",
@@ -375,12 +379,29 @@ def _cmakelists(em: Emitted, model_source: str) -> str:
         isa_flags=list(em.target.isa.cflags),
         kernel_units=em.kernel_units,
         model_source=model_source,
+        toolchain=em.target.cmake_toolchain,
     )
+
+
+def _toolchain_file(target: Target) -> dict[str, bytes]:
+    """The target's CMake toolchain file, at its path inside the project (the project must
+    cross-compile by hand too, with nothing of npas installed)."""
+    if not target.cmake_toolchain:
+        return {}
+    src = TOOLCHAINS_DIR / Path(target.cmake_toolchain).name
+    try:
+        return {target.cmake_toolchain: src.read_bytes()}
+    except OSError as e:
+        raise ToolchainError(
+            f"npas cannot read the CMake toolchain file of target {target.name!r} ({src}): "
+            f"{e}; reinstall npas"
+        ) from e
 
 
 def write_sources(em: Emitted, root: Path, *, model_source: str = "model.cpp") -> set[str]:
     """Write the CMake project of `em` under `root`; returns the paths that changed."""
     files: dict[str, bytes | str] = dict(_runtime_files())
+    files.update(_toolchain_file(em.target))
     files["CMakeLists.txt"] = _cmakelists(em, model_source)
     files[f"src/{model_source}"] = em.model_cpp
     for name, text in em.kernel_sources.items():
@@ -474,7 +495,8 @@ def cmake_build(
             f"-DCMAKE_MAKE_PROGRAM={tc.ninja}",
         ]  # fmt: skip
         if target.cmake_toolchain:
-            cmd.append(f"-DCMAKE_TOOLCHAIN_FILE={target.cmake_toolchain}")
+            cmd.append(f"-DCMAKE_TOOLCHAIN_FILE={project / target.cmake_toolchain}")
+        cmd += list(target.cmake_args)
         rc, lines = _run_streaming(cmd, project, progress=False)
         log += lines
         if rc != 0:

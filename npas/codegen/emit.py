@@ -35,14 +35,21 @@ WEIGHTS_HEADER_BYTES = 64
 # Mirrors runtime/include/npas/kernel_abi.h.
 MAX_LAYER_INPUTS, MAX_LAYER_OUTPUTS, MAX_LAYER_WEIGHTS = 16, 16, 8
 
-# CPU features (GCC __builtin_cpu_supports names) a library built for an ISA needs; checked in
-# npas_model_create so a wrong-machine library fails with a message instead of SIGILL.
+# CPU features a library built for an ISA needs; checked in npas_model_create so a
+# wrong-machine library fails with a message instead of SIGILL. x86: GCC
+# __builtin_cpu_supports names. aarch64: Linux HWCAP names (as /proc/cpuinfo's Features line
+# spells them), tested with getauxval(AT_HWCAP). NEON kernels are built with
+# -march=armv8.2-a, which lets the compiler use ARMv8.1 LSE atomics and other post-8.0
+# instructions anywhere in them; 'atomics' stands for that (an ARMv8.0 core such as the
+# Cortex-A53 lacks it). An fp16 build would add asimdhp and fphp.
 CPU_FEATURES: dict[str, tuple[str, ...]] = {
     "scalar": (),
     "avx2": ("avx2", "fma", "f16c"),
     "avx512": ("avx512f", "avx512bw", "avx512dq", "avx512vl", "avx2", "fma", "f16c"),
-    "neon": (),  # baseline on aarch64
+    "neon": ("asimd", "atomics"),
 }
+# Bit of each aarch64 feature in AT_HWCAP (linux/arch/arm64/include/uapi/asm/hwcap.h).
+AARCH64_HWCAPS = {"fp": 0, "asimd": 1, "atomics": 8, "fphp": 9, "asimdhp": 10, "asimddp": 20}
 
 LowerFn = Callable[[Layer, Graph, Target], "LayerKernel | None"]
 
@@ -548,6 +555,9 @@ def emit(
     for f in features:
         if not re.fullmatch(r"[a-z0-9_-]+", f):
             raise ValueError(f"bad CPU feature name {f!r}")
+    aarch64 = target.arch == "aarch64"
+    hwcaps = [(f, AARCH64_HWCAPS[f]) for f in features] if aarch64 else []
+    features = () if aarch64 else features
     refs: list[Ref] = []
     table: list[tuple[EmittedLayer, int]] = []
     for el in layers:
@@ -564,6 +574,7 @@ def emit(
         target=target.name,
         isa=isa,
         cpu_features=features,
+        hwcaps=hwcaps,
         layers=table,
         refs=refs,
         shapes=[*shapes, 0],  # the sentinel keeps the array non-empty for rank-0 signatures
@@ -602,6 +613,7 @@ def emit(
 
 
 __all__ = [
-    "ALIGN", "CPU_FEATURES", "Buffer", "Emitted", "EmittedLayer", "MemoryPlan", "Ref", "Step",
-    "WeightsFile", "c_comment", "c_string", "content_hash", "emit", "plan_memory", "render",
+    "AARCH64_HWCAPS", "ALIGN", "CPU_FEATURES", "Buffer", "Emitted", "EmittedLayer", "MemoryPlan",
+    "Ref", "Step", "WeightsFile", "c_comment", "c_string", "content_hash", "emit", "plan_memory",
+    "render",
 ]  # fmt: skip

@@ -17,7 +17,7 @@ from npas import knobs
 from npas.codegen.host import conv, datamove, elementwise, pool, reduce
 from npas.codegen.host.common import Variant, lower_with
 from npas.codegen.kernel import LayerKernel
-from npas.codegen.target import AVX2, AVX512, SCALAR, Isa, Target
+from npas.codegen.target import ISA_LADDERS, SCALAR, Isa, Target
 from npas.ir.graph import Graph, Layer
 from npas.ir.ops import VIEWS, Op
 
@@ -84,17 +84,22 @@ LOWERINGS: dict[Op, LoweringFn] = {
 
 
 def effective_isa(target: Target) -> Isa:
-    """The target's ISA, lowered by NPAS_ISA (read now, not when the Target was made)."""
+    """The target's ISA, lowered by NPAS_ISA (read now, not when the Target was made) to any
+    rung of the target architecture's ladder below it (scalar | avx2 | avx512 on x86-64,
+    scalar | neon on aarch64); a rung above the target's ISA leaves it as it is."""
     forced = knobs.ISA.get().strip().lower()
     if not forced:
         return target.isa
-    order = {SCALAR.name: 0, AVX2.name: 1, AVX512.name: 2}
-    if forced not in order:
-        raise ValueError(f"NPAS_ISA={forced!r}: expected one of scalar, avx2, avx512")
-    if forced == "scalar":
+    ladder = ISA_LADDERS.get(target.arch, (SCALAR,))
+    names = [isa.name for isa in ladder]
+    if forced not in names:
+        raise ValueError(
+            f"NPAS_ISA={forced!r}: expected one of {', '.join(names)} for target {target.name!r}"
+        )
+    if forced == SCALAR.name:
         return SCALAR
-    if target.isa.name in order and order[forced] < order[target.isa.name]:
-        return {AVX2.name: AVX2, AVX512.name: AVX512}[forced]
+    if target.isa in ladder and names.index(forced) < ladder.index(target.isa):
+        return ladder[names.index(forced)]
     return target.isa
 
 

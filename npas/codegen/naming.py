@@ -9,7 +9,8 @@ the search all read it). Tokens never contain '_' themselves, so the split is un
     npas_f32_relu_dense_1x8__avx2
     npas_f32_conv3x3s1_ref__scalar                     (reference kernels have no tile)
 
-Op tokens of windowed ops carry their geometry: <family><kh>x<kw>s<sh>[x<sw>][d<dh>[x<dw>]].
+Op tokens of windowed ops carry their geometry: <family><kh>x<kw>s<sh>[x<sw>][d<dh>[x<dw>]];
+a family may hold digits between letters (wino6conv3x3s1: Winograd F(6, 3)).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from npas.ir.ops import Op
 _TOKEN = re.compile(r"^[a-z0-9]+$")
 _TILE = re.compile(r"^(\d+)x(\d+)$")
 _WINDOW = re.compile(
-    r"^(?P<family>[a-z]+?)(?P<kh>\d+)x(?P<kw>\d+)s(?P<sh>\d+)(?:x(?P<sw>\d+))?"
+    r"^(?P<family>[a-z]+(?:\d+[a-z]+)*?)(?P<kh>\d+)x(?P<kw>\d+)s(?P<sh>\d+)(?:x(?P<sw>\d+))?"
     r"(?:d(?P<dh>\d+)(?:x(?P<dw>\d+))?)?$"
 )
 

@@ -317,7 +317,7 @@ class CompiledModel(ModelBase):
 
 def default_device(target: str) -> str:
     """The device that runs a build of `target` on this machine."""
-    return "qemu" if target == "arm64" else "host"
+    return {"arm64": "qemu", "arm64-android": "adb"}.get(target, "host")
 
 
 def read_artifact(path: str | os.PathLike[str]) -> tuple[Path, dict[str, Any]]:
@@ -345,10 +345,17 @@ def require_files(root: Path, names: tuple[str, ...]) -> None:
             raise ModelError(f"{root}: {name} is missing; recompile the model")
 
 
-def load(path: str | os.PathLike[str], device: str | None = None, threads: int = 1) -> ModelBase:
+def load(
+    path: str | os.PathLike[str],
+    device: str | None = None,
+    threads: int = 1,
+    *,
+    connect: bool = True,
+) -> ModelBase:
     """Load a compiled output directory (from npas.compile or `npasc compile`) to run on
     `device`: "host" (this process), "qemu[:CPU]", "ssh:[USER@]HOST[:PORT]" or "adb[:SERIAL]".
-    None picks the device that runs the build here: host for host builds, qemu for arm64."""
+    None picks the device that runs the build: host for host builds, qemu for arm64, adb for
+    arm64-android. connect=False contacts a remote device only at the first run."""
     from npas.runtime.devices.device import parse_device
 
     spec = parse_device(device) if device is not None else None  # syntax errors first
@@ -358,7 +365,7 @@ def load(path: str | os.PathLike[str], device: str | None = None, threads: int =
     if spec.kind != "host":
         from npas.runtime.devices.model import DeviceModel
 
-        return DeviceModel.open(root, meta, spec, threads=threads)
+        return DeviceModel.open(root, meta, spec, threads=threads, connect=connect)
     if meta.get("target") != "host":
         raise ToolchainError(
             f"{root} was compiled for target {meta.get('target')!r}, which cannot run on the "

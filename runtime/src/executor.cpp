@@ -173,11 +173,15 @@ NPAS_EXPORT npas_model* npas_model_create(const char* weights_path, const npas_o
   const ModelDesc& d = npas::model_desc();
   const char* missing = "?";
   if (!d.cpu_supported(&missing)) {
-    set_error(
-        "this model library was compiled for %s, but this CPU lacks '%s'; recompile the model "
-        "on this machine (target 'host' detects the CPU) or force a lower ISA with "
-        "NPAS_ISA=avx2|scalar when compiling",
-        d.isa, missing);
+#if defined(__aarch64__)
+    const char* advice = "recompile the model with NPAS_ISA=scalar for this older core";
+#else
+    const char* advice =
+        "recompile the model on this machine (target 'host' detects the CPU) or force a lower "
+        "ISA with NPAS_ISA=avx2|scalar when compiling";
+#endif
+    set_error("this model library was compiled for %s, but this CPU lacks '%s'; %s", d.isa,
+              missing, advice);
     return nullptr;
   }
   try {

@@ -1,24 +1,34 @@
 """Run one LayerKernel on numpy arrays, without the graph emitter.
 
-build(kernel) compiles the kernel's sources with the Target's flags into an object, links it
-with runtime/src/threadpool.cpp and a tiny generated extern "C" shim (which fills LayerArgs from
-raw pointers) into a shared library, and caches everything by content hash under
+Host: build(kernel) compiles the kernel's sources with the Target's flags into an object, links
+it with runtime/src/threadpool.cpp and a tiny generated extern "C" shim (which fills LayerArgs
+from raw pointers) into a shared library, and caches everything by content hash under
 $NPAS_TEST_KERNEL_CACHE (default /tmp/npas-kernel-cache-<uid>), so a second test run compiles
 nothing. prebuild(kernels) compiles many in parallel. run(kernel, inputs, out_shapes) calls it.
+
+arm64 (arch="arm64"): an aarch64 library cannot be dlopened here, so the kernel is cross-compiled
+(aarch64-linux-gnu-g++) and statically linked with a fixed driver (kernel_driver.cpp: reads raw
+float32 inputs from files, fills LayerArgs, runs the kernel at each thread count, checks guard
+zones, writes the outputs) into an executable, cached the same way, run under qemu-aarch64.
 
 Also: tiny graph builders for single-layer tests (one_layer_graph).
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
+import dataclasses
+import fcntl
 import hashlib
 import os
+import random
+import shutil
 import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -28,7 +38,7 @@ import numpy as np
 from npas.codegen.kernel import LayerKernel
 from npas.codegen.lower import lower_layer
 from npas.codegen.naming import parse_kernel_name
-from npas.codegen.target import AVX2, AVX512, SCALAR, Isa, Target, host_isa
+from npas.codegen.target import AVX2, AVX512, NEON, SCALAR, Isa, Target, get_target, host_isa
 from npas.ir.attrs import Epilogue, NoAttrs
 from npas.ir.graph import Graph, Layer, Value
 from npas.ir.ops import Op
@@ -114,12 +124,14 @@ def vector_isas() -> list[str]:
     return order[order.index(best) :] if best in order else []
 
 
-def lower(layer: Layer, graph: Graph, isa: str) -> LayerKernel:
-    """lower_layer for the host target with NPAS_ISA=isa (the user's knob, read at use time)."""
+def lower(layer: Layer, graph: Graph, isa: str, arch: str = "host") -> LayerKernel:
+    """lower_layer for the host (or arm64) target with NPAS_ISA=isa (the user's knob, read at
+    use time)."""
     saved = os.environ.get("NPAS_ISA")
     os.environ["NPAS_ISA"] = isa
     try:
-        kernel = lower_layer(layer, graph, Target("host", best_isa()))
+        target = get_target("arm64") if arch == "arm64" else Target("host", best_isa())
+        kernel = lower_layer(layer, graph, target)
     finally:
         if saved is None:
             os.environ.pop("NPAS_ISA", None)
@@ -185,11 +197,45 @@ def library_path(kernel: LayerKernel, target: Target | None = None) -> Path:
     return CACHE / f"{kernel.entry}-{h.hexdigest()[:12]}.so"
 
 
-def build(kernel: LayerKernel, target: Target | None = None) -> Path:
-    """Compile and link `kernel` (cached); returns the shared library path."""
+@contextlib.contextmanager
+def _claim(product: Path, wait: bool) -> Iterator[bool]:
+    """Hold the build lock of `product`: True once held (blocking when `wait`), False when
+    another process or thread is building it and `wait` is off. Parallel test workers run the
+    same prebuild lists; the lock keeps them from compiling the same kernel twice."""
+    product.parent.mkdir(parents=True, exist_ok=True)
+    with open(product.with_name(f".{product.name}.lock"), "w") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+
+
+def build(kernel: LayerKernel, target: Target | None = None, arch: str = "host") -> Path:
+    """Compile and link `kernel` (cached); returns the shared library path (the static
+    executable for arch="arm64")."""
+    built = _build(kernel, target, arch, wait=True)
+    assert built is not None
+    return built
+
+
+def _build(kernel: LayerKernel, target: Target | None, arch: str, wait: bool) -> Path | None:
+    product = arm64_executable_path(kernel) if arch == "arm64" else library_path(kernel, target)
+    if product.exists():
+        return product
+    with _claim(product, wait) as mine:
+        if not mine:
+            return None
+        if product.exists():
+            return product
+        if arch == "arm64":
+            return _build_arm64(kernel)
+        return _build_host(kernel, target)
+
+
+def _build_host(kernel: LayerKernel, target: Target | None) -> Path:
     lib = library_path(kernel, target)
-    if lib.exists():
-        return lib
     fl = flags(target or kernel.isa)
     work = lib.with_suffix(".d")
     work.mkdir(parents=True, exist_ok=True)
@@ -211,14 +257,22 @@ def build(kernel: LayerKernel, target: Target | None = None) -> Path:
     return lib
 
 
-def prebuild(kernels: Iterable[LayerKernel | None], jobs: int | None = None) -> None:
-    """Build many kernels in parallel (the compile of each TU is single-threaded)."""
+def prebuild(
+    kernels: Iterable[LayerKernel | None], jobs: int | None = None, arch: str = "host"
+) -> None:
+    """Build many kernels in parallel (the compile of each TU is single-threaded). Kernels
+    another worker is building are skipped, then waited for at the end; each worker takes the
+    list in its own order, so two workers share the list instead of racing through it."""
     todo = {k.entry: k for k in kernels if k is not None}
-    todo = {e: k for e, k in todo.items() if not library_path(k).exists()}
-    if not todo:
+    path = arm64_executable_path if arch == "arm64" else library_path
+    pending = [k for k in todo.values() if not path(k).exists()]
+    if not pending:
         return
+    random.Random(os.getpid()).shuffle(pending)
     with ThreadPoolExecutor(jobs or os.cpu_count() or 1) as ex:
-        list(ex.map(build, todo.values()))
+        built = list(ex.map(lambda k: _build(k, None, arch, wait=False), pending))
+        rest = [k for k, b in zip(pending, built, strict=True) if b is None]
+        list(ex.map(lambda k: build(k, arch=arch), rest))
 
 
 # ---- running ----
@@ -340,9 +394,134 @@ def run(
     inputs: Sequence[np.ndarray],
     out_shapes: Sequence[tuple[int, ...]],
     threads: int = 1,
+    arch: str = "host",
 ) -> list[np.ndarray]:
     """Run `kernel` once on `inputs` (LayerArgs::in order); returns the outputs."""
+    if arch == "arm64":
+        return run_arm64(kernel, inputs, out_shapes, (threads,))[threads]
     return Runner(kernel, inputs, out_shapes, threads)()
+
+
+# ---- arm64: cross-compiled static executables under qemu-aarch64 ----
+
+ARM64_CXX = "aarch64-linux-gnu-g++"
+QEMU_AARCH64 = "qemu-aarch64"
+ARM64_SYSROOT = "/usr/aarch64-linux-gnu"
+DRIVER_SRC = Path(__file__).resolve().parent / "kernel_driver.cpp"
+ARM64_TOOLS_HINT = (
+    "the arm64 kernel tests cross-compile with aarch64-linux-gnu-g++ and run under "
+    "qemu-aarch64: install them with `apt-get install g++-aarch64-linux-gnu qemu-user` (or "
+    "run scripts/setup.sh)"
+)
+
+
+def missing_arm64_tools() -> list[str]:
+    """The cross compiler / emulator / sysroot pieces that are not installed."""
+    missing = [t for t in (ARM64_CXX, QEMU_AARCH64) if shutil.which(t) is None]
+    if not Path(ARM64_SYSROOT, "lib", "libc.a").is_file():
+        missing.append(f"{ARM64_SYSROOT}/lib/libc.a (libc6-dev-arm64-cross)")
+    return missing
+
+
+def arm64_target(isa: str) -> Target:
+    """The arm64 Target a kernel of ISA `isa` is compiled with (references: no NEON flags)."""
+    return dataclasses.replace(get_target("arm64"), isa=NEON if isa == "neon" else SCALAR)
+
+
+def _arm64_flags(isa: str) -> list[str]:
+    return flags(arm64_target(isa))
+
+
+def _arm64_common_objects() -> tuple[Path, Path]:
+    """The driver and the thread pool, compiled for aarch64 without ISA flags (cached)."""
+    fl = _arm64_flags("scalar")
+    key = hashlib.sha256(
+        ("\0".join(fl) + _headers_digest()).encode() + DRIVER_SRC.read_bytes()
+    ).hexdigest()[:16]
+    objs = (CACHE / f"arm64-driver-{key}.o", CACHE / f"arm64-threadpool-{key}.o")
+    for src, obj in zip((DRIVER_SRC, THREADPOOL_SRC), objs, strict=True):
+        if not obj.exists():
+            _compile([ARM64_CXX, *fl, "-c", str(src)], obj)
+    return objs
+
+
+def arm64_executable_path(kernel: LayerKernel) -> Path:
+    fl = _arm64_flags(kernel.isa)
+    h = hashlib.sha256()
+    for name, text in sorted(kernel.sources.items()):
+        h.update(name.encode() + b"\0" + text.encode() + b"\0")
+    h.update("\0".join(fl).encode() + _headers_digest().encode() + DRIVER_SRC.read_bytes())
+    return CACHE / f"{kernel.entry}-{h.hexdigest()[:12]}.arm64"
+
+
+def build_arm64(kernel: LayerKernel) -> Path:
+    """Cross-compile `kernel` and link it statically with the driver (cached)."""
+    return build(kernel, arch="arm64")
+
+
+def _build_arm64(kernel: LayerKernel) -> Path:
+    exe = arm64_executable_path(kernel)
+    fl = _arm64_flags(kernel.isa)
+    work = exe.with_suffix(".d")
+    work.mkdir(parents=True, exist_ok=True)
+    objs = []
+    for name, text in kernel.sources.items():
+        src = work / name
+        src.write_text(text)
+        obj = src.with_suffix(".o")
+        t0 = time.perf_counter()
+        _compile([ARM64_CXX, *fl, "-c", str(src)], obj)
+        COMPILE_SECONDS[kernel.entry] = time.perf_counter() - t0
+        objs.append(obj)
+    driver, pool = _arm64_common_objects()
+    _compile(
+        [
+            ARM64_CXX, "-static", "-pthread", str(driver), *map(str, objs), str(pool),
+            f"-Wl,--defsym=npas_harness_kernel={kernel.entry}",
+        ],
+        exe,
+    )  # fmt: skip
+    return exe
+
+
+def run_arm64(
+    kernel: LayerKernel,
+    inputs: Sequence[np.ndarray],
+    out_shapes: Sequence[tuple[int, ...]],
+    threads: Sequence[int] = (1, 2),
+    cpu: str | None = None,
+) -> dict[int, list[np.ndarray]]:
+    """Run `kernel` under qemu-aarch64 once per thread count (one emulator start for all);
+    returns {threads: outputs}. Writes outside the output/scratch buffers or a crash fail."""
+    exe = build_arm64(kernel)
+    with tempfile.TemporaryDirectory(prefix="npas-arm64-") as tmp:
+        d = Path(tmp)
+        spec = [
+            "threads " + " ".join(str(int(t)) for t in threads),
+            f"scratch {int(kernel.scratch_bytes_per_thread)}",
+        ]
+        for kind, arrays in (("in", inputs), ("w", kernel.weights)):
+            for i, a in enumerate(arrays):
+                data = np.ascontiguousarray(a, np.float32).reshape(-1)
+                data.tofile(d / f"{kind}_{i}.bin")
+                spec.append(f"{kind} {data.size}")
+        for shape in out_shapes:
+            spec.append(f"out {int(np.prod(shape, dtype=np.int64))}")
+        (d / "spec.txt").write_text("\n".join(spec) + "\n")
+        cmd = [QEMU_AARCH64, *(["-cpu", cpu] if cpu else []), "-L", ARM64_SYSROOT, str(exe), tmp]
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+        if proc.returncode != 0:
+            raise AssertionError(
+                f"{kernel.kernel} under qemu-aarch64 exited with {proc.returncode}:\n"
+                f"{proc.stdout[-3000:]}{proc.stderr[-3000:]}"
+            )
+        return {
+            t: [
+                np.fromfile(d / f"out_{t}_{i}.bin", np.float32).reshape(shape)
+                for i, shape in enumerate(out_shapes)
+            ]
+            for t in threads
+        }
 
 
 # ---- single-layer graphs ----

@@ -150,8 +150,8 @@ def test_missing_tools_say_what_to_install(monkeypatch) -> None:
 
 
 def test_unavailable_targets_are_clear_errors() -> None:
-    with pytest.raises(ToolchainError, match="target 'arm64' is not available yet"):
-        npas.compile(chain_graph([1.0])[0], target="arm64")
+    with pytest.raises(ToolchainError, match="target 'opencl' is not available yet"):
+        npas.compile(chain_graph([1.0])[0], target="opencl")
     with pytest.raises(ToolchainError, match="unknown target"):
         npas.compile(chain_graph([1.0])[0], target="riscv")
 

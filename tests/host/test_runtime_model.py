@@ -172,7 +172,7 @@ def test_save_and_load(branchy, tmp_path: Path) -> None:
 
 def test_load_errors(branchy, tmp_path: Path) -> None:
     cm, _, _ = branchy
-    with pytest.raises(ToolchainError, match="compiled for target 'host'.*device 'qemu' is arm64"):
+    with pytest.raises(ToolchainError, match=r"compiled for target 'host'.*device 'qemu' is arm64"):
         npas.load(cm.path, device="qemu")
     with pytest.raises(ToolchainError, match="unknown device"):
         npas.load(cm.path, device="gpu0")

@@ -19,7 +19,7 @@ from npas.ir.ops import Op
 
 # The C++ struct in npas/simd.h implementing each ISA's vector primitives.
 ISA_STRUCT = {"scalar": "Scalar", "avx2": "Avx2", "avx512": "Avx512", "neon": "Neon"}
-VECTOR_ISAS = ("avx2", "avx512")  # ISAs the host vector templates have been validated on
+VECTOR_ISAS = ("avx2", "avx512", "neon")  # ISAs the vector templates have been validated on
 
 _ENTRY_PLACEHOLDER = "NPAS_ENTRY_PLACEHOLDER"
 

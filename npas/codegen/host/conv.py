@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from npas.codegen.host import sparse_conv, winograd
 from npas.codegen.host.common import (
     Variant,
     act_expr,
@@ -342,12 +343,17 @@ def _fill_conv_ref(layer: Layer, graph: Graph, isa: Isa, variant: Variant) -> La
 
 
 CONV2D_MANIFEST: tuple[Variant, ...] = (
+    *sparse_conv.SPARSE_VARIANTS,  # pruned layers, where the cost model expects a gain
+    *winograd.WINOGRAD_VARIANTS,  # 3x3 stride 1 where its cost model says it pays
     Variant("dense", ("avx512",), _fill_conv_implicit, _conv_implicit_ok(32), 12, 32),
     Variant("dense", ("avx2",), _fill_conv_implicit, _conv_implicit_ok(16), 6, 16),
+    Variant("dense", ("neon",), _fill_conv_implicit, _conv_implicit_ok(12), 8, 12),
     Variant("dense", ("avx512",), _fill_dwconv, _dwconv_ok, 1, 64, (("unroll", 4),)),
     Variant("dense", ("avx2",), _fill_dwconv, _dwconv_ok, 1, 32, (("unroll", 4),)),
+    Variant("dense", ("neon",), _fill_dwconv, _dwconv_ok, 8, 8, (("unroll", 2), ("rows", 8))),
     Variant("dense", ("avx512",), _fill_conv_gemm, _conv_gemm_ok, 12, 32, (("kc_max", 512),)),
     Variant("dense", ("avx2",), _fill_conv_gemm, _conv_gemm_ok, 6, 16, (("kc_max", 512),)),
+    Variant("dense", ("neon",), _fill_conv_gemm, _conv_gemm_ok, 8, 12, (("kc_max", 512),)),
     Variant("ref", ("*",), _fill_conv_ref, _is_conv),
 )
 
@@ -580,8 +586,10 @@ def _fill_gemm_ref(layer: Layer, graph: Graph, isa: Isa, variant: Variant) -> La
 
 
 DENSE_MANIFEST: tuple[Variant, ...] = (
+    *sparse_conv.DENSE_SPARSE_VARIANTS,  # pruned layers, where the cost model expects a gain
     Variant("dense", ("avx512",), _fill_dense, _dense_vec_ok, 12, 32),
     Variant("dense", ("avx2",), _fill_dense, _dense_vec_ok, 6, 16),
+    Variant("dense", ("neon",), _fill_dense, _dense_vec_ok, 8, 12),
     Variant("ref", ("*",), _fill_gemm_ref, _dense_ok),
 )
 
@@ -593,6 +601,7 @@ def _matmul_vec_ok(layer: Layer, graph: Graph, isa: Isa) -> bool:
 MATMUL_MANIFEST: tuple[Variant, ...] = (
     Variant("dense", ("avx512",), _fill_matmul, _matmul_vec_ok, 12, 32),
     Variant("dense", ("avx2",), _fill_matmul, _matmul_vec_ok, 6, 16),
+    Variant("dense", ("neon",), _fill_matmul, _matmul_vec_ok, 8, 12),
     Variant("ref", ("*",), _fill_gemm_ref, _matmul_ok),
 )
 
@@ -723,5 +732,6 @@ def _convt_vec_ok(layer: Layer, graph: Graph, isa: Isa) -> bool:
 CONV_TRANSPOSE_MANIFEST: tuple[Variant, ...] = (
     Variant("dense", ("avx512",), _fill_convt, _convt_vec_ok, 12, 32),
     Variant("dense", ("avx2",), _fill_convt, _convt_vec_ok, 6, 16),
+    Variant("dense", ("neon",), _fill_convt, _convt_vec_ok, 8, 12),
     Variant("ref", ("*",), _fill_convt_ref, _convt_ok),
 )

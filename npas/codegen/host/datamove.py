@@ -41,6 +41,7 @@ def _variants(fill, ok):
     return (
         Variant("dense", ("avx512",), fill, ok, 1, 16),
         Variant("dense", ("avx2",), fill, ok, 1, 8),
+        Variant("dense", ("neon",), fill, ok, 1, 4),
         Variant("ref", ("*",), fill, ok),
     )
 

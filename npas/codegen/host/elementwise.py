@@ -71,6 +71,7 @@ def _unary_ok(layer: Layer, graph: Graph, isa: Isa) -> bool:
 UNARY_MANIFEST: tuple[Variant, ...] = (
     Variant("dense", ("avx512",), _fill_unary, _unary_ok, 1, 64, (("unroll", 4),)),
     Variant("dense", ("avx2",), _fill_unary, _unary_ok, 1, 32, (("unroll", 4),)),
+    Variant("dense", ("neon",), _fill_unary, _unary_ok, 1, 16, (("unroll", 4),)),
     Variant("ref", ("*",), _fill_unary, _unary_ok),
 )
 
@@ -241,6 +242,7 @@ def _binary_vec_ok(layer: Layer, graph: Graph, isa: Isa) -> bool:
 BINARY_MANIFEST: tuple[Variant, ...] = (
     Variant("dense", ("avx512",), _fill_binary, _binary_vec_ok, 1, 32),
     Variant("dense", ("avx2",), _fill_binary, _binary_vec_ok, 1, 16),
+    Variant("dense", ("neon",), _fill_binary, _binary_vec_ok, 1, 8),
     Variant("ref", ("*",), _fill_binary, _binary_ok),
 )
 
@@ -284,5 +286,6 @@ def _affine_ok(layer: Layer, graph: Graph, isa: Isa) -> bool:
 AFFINE_MANIFEST: tuple[Variant, ...] = (
     Variant("dense", ("avx512",), _fill_affine, _affine_ok, 1, 16),
     Variant("dense", ("avx2",), _fill_affine, _affine_ok, 1, 8),
+    Variant("dense", ("neon",), _fill_affine, _affine_ok, 1, 4),
     Variant("ref", ("*",), _fill_affine, _affine_ok),
 )

@@ -88,6 +88,7 @@ def _fill_pool_ref(layer: Layer, graph: Graph, isa: Isa, variant: Variant) -> La
 POOL_MANIFEST: tuple[Variant, ...] = (
     Variant("dense", ("avx512",), _fill_pool, _pool_vec_ok, 1, 64, (("unroll", 4),)),
     Variant("dense", ("avx2",), _fill_pool, _pool_vec_ok, 1, 32, (("unroll", 4),)),
+    Variant("dense", ("neon",), _fill_pool, _pool_vec_ok, 8, 8, (("unroll", 2), ("rows", 8))),
     Variant("ref", ("*",), _fill_pool_ref, _pool_ref_ok),
 )
 
@@ -119,5 +120,6 @@ def _global_ok(layer: Layer, graph: Graph, isa: Isa) -> bool:
 GLOBAL_POOL_MANIFEST: tuple[Variant, ...] = (
     Variant("dense", ("avx512",), _fill_global, _global_ok, 1, 32),
     Variant("dense", ("avx2",), _fill_global, _global_ok, 1, 16),
+    Variant("dense", ("neon",), _fill_global, _global_ok, 1, 8),
     Variant("ref", ("*",), _fill_global, _global_ok),
 )

@@ -133,6 +133,7 @@ def _fill_reduce_ref(layer: Layer, graph: Graph, isa: Isa, variant: Variant) -> 
 REDUCE_MANIFEST: tuple[Variant, ...] = (
     Variant("dense", ("avx512",), _fill_reduce, _reduce_vec_ok, 1, 32),
     Variant("dense", ("avx2",), _fill_reduce, _reduce_vec_ok, 1, 16),
+    Variant("dense", ("neon",), _fill_reduce, _reduce_vec_ok, 1, 8),
     Variant("ref", ("*",), _fill_reduce_ref, _reduce_ok),
 )
 
@@ -179,5 +180,6 @@ SOFTMAX_MANIFEST: tuple[Variant, ...] = (
         1,
         8,
     ),
+    Variant("dense", ("neon",), _fill_softmax, _softmax_ok, 1, 4),
     Variant("ref", ("*",), _fill_softmax, _softmax_ok),
 )

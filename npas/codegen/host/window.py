@@ -105,6 +105,12 @@ def fill_window(
     g = geom
     L = isa.vector_floats
     pl = plan_planes(g.OH, g.OW, g.KH, g.KW, g.SH, g.SW, g.DH, g.DW)
+    if variant.param("rows", 0):
+        return _fill_window_rows(
+            op_token=op_token, mode=mode, g=g, pl=pl, variant=variant, isa=isa, inputs=inputs,
+            weights=weights, epilogue=epilogue, act=act, count_include_pad=count_include_pad,
+            macs=macs,
+        )  # fmt: skip
     qn = g.OH * pl.Wq
     U = max(1, min(variant.param("unroll", 4), -(-qn // L)))
     qn_pad = _round_up(qn, U * L)
@@ -114,6 +120,7 @@ def fill_window(
     params: dict[str, Any] = dict(
         g.params(),
         mode=mode,
+        rows=False,
         U=U,
         Hq=pl.Hq,
         Wq=pl.Wq,
@@ -141,5 +148,92 @@ def fill_window(
         weights=weights,
         inputs=inputs,
         scratch_bytes_per_thread=4 * (plane_floats + qn_pad + L),
+        macs=macs,
+    )
+
+
+def row_block(
+    g: WindowGeom, pl: Planes, mode: str, isa: Isa, rows: int, unroll: int
+) -> tuple[int, int]:
+    """(RB, U): output rows x vectors per step of the row-blocked schedule, at most the
+    variant's, within the output and within the vector registers (accumulators, the conv
+    weights, a few loaded vectors)."""
+    L = isa.vector_floats
+    taps = g.KH * g.KW
+    weight_regs = 0 if mode != "conv" else (-(-taps // L) if isa.lane_fma else taps)
+    budget = max(1, isa.registers - weight_regs - 4)
+    U = max(1, min(unroll, -(-g.OW // L)))
+    RB = max(1, min(rows, g.OH))
+    while RB * U > budget and RB > 1:
+        RB -= 1
+    while RB * U > budget and U > 1:
+        U -= 1
+    return RB, U
+
+
+def _fill_window_rows(
+    *,
+    op_token: str,
+    mode: str,
+    g: WindowGeom,
+    pl: Planes,
+    variant: Variant,
+    isa: Isa,
+    inputs: tuple[str, ...],
+    weights: tuple[np.ndarray, ...],
+    epilogue: Epilogue | None,
+    act: str,
+    count_include_pad: bool,
+    macs: int,
+) -> LayerKernel:
+    """The row-blocked schedule of the window algorithm: RB output rows x U vectors per step,
+    straight from the phase planes to the output. Output row r of a step reads plane offset
+    r*Wq + tap_off[tap] past the step's origin, so rows share plane vectors (a 3x3 stride-1
+    window: (RB + 2) * 3 distinct vectors for RB * 9 taps); each distinct vector is loaded
+    once and feeds every (row, tap) that reads it, and the epilogue runs in registers."""
+    L = isa.vector_floats
+    RB, U = row_block(g, pl, mode, isa, variant.param("rows"), variant.param("unroll", 4))
+    uses: dict[int, list[tuple[int, int]]] = {}
+    for r in range(RB):
+        for tap, off in enumerate(pl.tap_off):
+            uses.setdefault(r * pl.Wq + off, []).append((r, tap))
+    loads = sorted(uses.items())
+    groups = _ceil(g.OH, RB)
+    last_ox0 = (g.OW - 1) // (U * L) * (U * L)
+    reach = (groups - 1) * RB * pl.Wq + last_ox0 + loads[-1][0] + U * L
+    used = len(pl.phases) // 2 * pl.Hq * pl.Wq
+    plane_floats = _round_up(max(used, reach), 16)
+    params: dict[str, Any] = dict(
+        g.params(),
+        mode=mode,
+        rows=True,
+        RB=RB,
+        U=U,
+        Hq=pl.Hq,
+        Wq=pl.Wq,
+        phases=pl.phases,
+        loads=loads,
+        PLANES_USED=used,
+        PLANE_FLOATS=plane_floats,
+        WREGS=-(-(g.KH * g.KW) // L),
+        pad_value=float("-inf") if mode == "max" else 0.0,
+        residual=len(inputs) > 1,
+        act=act,
+        units=g.N * g.C,
+        parallel=g.N * g.C > 1,
+    )
+    if mode == "avg":
+        inv_rows, inv_cols = avg_divisors(g, count_include_pad)
+        params.update(inv_row=inv_rows, inv_col=inv_cols + [0.0] * (U * L))
+    return finish(
+        op_token=op_token,
+        variant=variant,
+        isa=isa,
+        template="host/window.cpp.j2",
+        params=params,
+        epilogue=epilogue,
+        weights=weights,
+        inputs=inputs,
+        scratch_bytes_per_thread=4 * plane_floats,
         macs=macs,
     )

@@ -61,18 +61,44 @@ class DeviceModel(ModelBase):
     """A compiled model on a device: the same surface as CompiledModel (run, __call__,
     benchmark, profile, save, signature and metadata), executed by npas_bench there."""
 
-    def __init__(self, path: Path, meta: dict[str, Any], device: Device, threads: int = 1) -> None:
-        super().__init__(path, meta, device.name)
-        self.dev = device
+    def __init__(
+        self, path: Path, meta: dict[str, Any], device: Device | DeviceSpec, threads: int = 1
+    ) -> None:
+        if isinstance(device, DeviceSpec):
+            self._spec: DeviceSpec | None = device
+            self._dev: Device | None = None
+            name = device.text
+        else:
+            self._spec, self._dev, name = None, device, device.name
+        super().__init__(path, meta, name)
         self._threads = max(1, int(threads))
         self.last_report: dict[str, Any] | None = None  # npas_bench's JSON of the last run()
         self._remote_dir: str | None = None
 
+    @property
+    def dev(self) -> Device:
+        """The device, contacted on first use when the model was opened with connect=False."""
+        if self._dev is None:
+            assert self._spec is not None
+            device = open_device(self._spec)
+            check_target_fits(self.path, str(self.metadata.get("target")), device)
+            self._dev = device
+        return self._dev
+
     @classmethod
     def open(
-        cls, root: Path, meta: dict[str, Any], spec: DeviceSpec, threads: int = 1
+        cls,
+        root: Path,
+        meta: dict[str, Any],
+        spec: DeviceSpec,
+        threads: int = 1,
+        connect: bool = True,
     ) -> DeviceModel:
+        """connect=False defers contacting the device to the first run (a compile for a phone
+        must not need the phone)."""
         require_files(root, (BENCH, WEIGHTS))
+        if not connect:
+            return cls(root, meta, spec, threads)
         device = open_device(spec)
         check_target_fits(root, str(meta.get("target")), device)
         return cls(root, meta, device, threads)
