@@ -16,7 +16,7 @@ Sections (each a table; --results writes them into benchmarks/RESULTS.md):
   dense direct/GEMM kernels (no Winograd) and npas' best dense kernels (Winograd where chosen).
 - resnet50: 3x3 convs pattern 6x + 1x1 convs block-punched 5x, end to end against ORT dense.
 
-VGG-16 runs at 112x112 (3.9 GMACs; 224x224 is 15.5 GMACs, too slow for a sweep on the two
+VGG-16 runs at 128x128 (5.1 GMACs; 224x224 is 15.5 GMACs, too slow for a sweep on the two
 shared cores of the machine this was written on); the other models at 224x224.
 """
 
@@ -40,9 +40,10 @@ from results import write_section
 import npas
 from npas import zoo
 from npas.codegen.naming import parse_kernel_name
+from npas.passes.prune import PruneError
 
 MODELS = ("resnet50", "mobilenet_v2", "vgg16")
-INPUT_SIZE = {"vgg16": 112}
+INPUT_SIZE = {"vgg16": 128}
 SWEEP = {
     "pattern": (1.5, 2.0, 5.0, 10.0),
     "block-punched": (1.5, 2.0, 5.0, 10.0),
@@ -106,14 +107,18 @@ def _dense_model(name: str) -> Path:
     return zoo.get(name, input_size=INPUT_SIZE.get(name))
 
 
-def _pruned(name: str, scheme: str, rate: float, layers: str | None = None, base=None) -> Path:
-    out = WORK / f"{name}-{scheme}-{rate:g}{'-' + layers.strip('*') if layers else ''}.onnx"
-    if base is None and out.exists():
+def _pruned(name: str, scheme: str, rate: float) -> Path | None:
+    """The model pruned one-shot (cached under WORK); None when the scheme fits none of its
+    layers (pattern on MobileNetV2, whose only plain 3x3 conv is the first)."""
+    out = WORK / f"{name}-{scheme}-{rate:g}.onnx"
+    if out.exists():
         return out
     WORK.mkdir(parents=True, exist_ok=True)
-    npas.prune_onnx(
-        str(base or _dense_model(name)), scheme=scheme, rate=rate, layers=layers, out=out
-    )
+    try:
+        npas.prune_onnx(str(_dense_model(name)), scheme=scheme, rate=rate, out=out)
+    except PruneError as e:
+        print(f"{name} {scheme}: {e}", file=sys.stderr)
+        return None
     return out
 
 
@@ -136,6 +141,7 @@ def _mixed_resnet50() -> Path:
     if out.exists():
         return out
     base = _pruned("resnet50", "pattern", 6.0)
+    assert base is not None
     model = onnx.load(str(base))
     for name, ks in _conv_kernel_sizes(base).items():
         if ks == (1, 1):
@@ -198,6 +204,8 @@ def sweep(models, sweep_spec, threads_list, repeat) -> str:
         for scheme, rates in sweep_spec.items():
             for rate in rates:
                 path = _pruned(name, scheme, rate)
+                if path is None:
+                    continue
                 cm = _compile(path)
                 ok = _check(cm, path, feeds)
                 for threads in threads_list:
@@ -230,6 +238,8 @@ def layer_view(threads_list, repeat) -> str:
         for ks, scheme, rate in (((3, 3), "pattern", 6.0), ((1, 1), "block-punched", 5.0)):
             names = {n for n, k in sizes.items() if k == ks}
             path = _pruned(name, scheme, rate)
+            if path is None:
+                continue
             cms = {
                 "sparse": _compile(path, "sparse"),
                 "direct": _compile(dense_path, direct=True),
@@ -238,7 +248,7 @@ def layer_view(threads_list, repeat) -> str:
             names &= {
                 r["name"]
                 for r in cms["sparse"].layers
-                if parse_kernel_name(r["kernel"])["scheme"] in SPARSE_TOKENS
+                if r["op"] == "conv2d" and parse_kernel_name(r["kernel"])["scheme"] in SPARSE_TOKENS
             }
             if not names:
                 continue
@@ -411,7 +421,7 @@ def main() -> int:
     sections = args.sections.split(",")
     note = (
         "npas (the cost model choosing kernels per layer) vs npas and ONNX Runtime on the dense "
-        "model, same process, runs interleaved, medians; VGG-16 at 112x112"
+        "model, same process, runs interleaved, medians; VGG-16 at 128x128"
     )
     if "resnet50" in sections:
         table = resnet50_mixed(threads, args.repeat)
