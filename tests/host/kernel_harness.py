@@ -39,9 +39,22 @@ from npas.codegen.kernel import LayerKernel
 from npas.codegen.lower import lower_layer
 from npas.codegen.naming import parse_kernel_name
 from npas.codegen.target import AVX2, AVX512, NEON, SCALAR, Isa, Target, get_target, host_isa
-from npas.ir.attrs import Epilogue, NoAttrs
+from npas.ir.attrs import Activation, Epilogue, NoAttrs
 from npas.ir.graph import Graph, Layer, Value
 from npas.ir.ops import Op
+
+# Every activation kernels fuse, with its numpy reference (one table for every kernel test).
+ACTIVATIONS = {
+    "relu": (Activation(Op.RELU), lambda v: np.maximum(v, 0)),
+    "relu6": (Activation(Op.CLIP, 0.0, 6.0), lambda v: np.clip(v, 0, 6)),
+    "clip": (Activation(Op.CLIP, -0.5, 0.75), lambda v: np.clip(v, -0.5, 0.75)),
+    "leaky": (Activation(Op.LEAKY_RELU, 0.1), lambda v: np.where(v >= 0, v, 0.1 * v)),
+    "hswish": (Activation(Op.HARDSWISH), lambda v: v * np.clip(v + 3, 0, 6) / 6),
+    "hsigmoid": (Activation(Op.HARDSIGMOID, 0.2, 0.5), lambda v: np.clip(0.2 * v + 0.5, 0, 1)),
+    "sigmoid": (Activation(Op.SIGMOID), lambda v: 1 / (1 + np.exp(-v))),
+    "tanh": (Activation(Op.TANH), np.tanh),
+    "silu": (Activation(Op.SILU), lambda v: v / (1 + np.exp(-v))),
+}
 
 REPO = Path(__file__).resolve().parents[2]
 INCLUDE = REPO / "runtime" / "include"

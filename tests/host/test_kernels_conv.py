@@ -10,21 +10,11 @@ import numpy as np
 import pytest
 
 from npas.codegen.host import conv as conv_family
-from npas.ir.attrs import Activation, Conv2dAttrs, ConvTranspose2dAttrs, Epilogue
+from npas.ir.attrs import Conv2dAttrs, ConvTranspose2dAttrs, Epilogue
 from npas.ir.ops import Op
 
 ISAS = [*H.vector_isas(), "scalar"]
-ACTS = {
-    "relu": (Activation(Op.RELU), lambda v: np.maximum(v, 0)),
-    "relu6": (Activation(Op.CLIP, 0.0, 6.0), lambda v: np.clip(v, 0, 6)),
-    "clip": (Activation(Op.CLIP, -0.5, 0.75), lambda v: np.clip(v, -0.5, 0.75)),
-    "leaky": (Activation(Op.LEAKY_RELU, 0.1), lambda v: np.where(v >= 0, v, 0.1 * v)),
-    "hswish": (Activation(Op.HARDSWISH), lambda v: v * np.clip(v + 3, 0, 6) / 6),
-    "hsigmoid": (Activation(Op.HARDSIGMOID, 0.2, 0.5), lambda v: np.clip(0.2 * v + 0.5, 0, 1)),
-    "sigmoid": (Activation(Op.SIGMOID), lambda v: 1 / (1 + np.exp(-v))),
-    "tanh": (Activation(Op.TANH), np.tanh),
-    "silu": (Activation(Op.SILU), lambda v: v / (1 + np.exp(-v))),
-}
+ACTS = H.ACTIVATIONS
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from npas.codegen.host.conv import conv_geom
 from npas.codegen.naming import parse_kernel_name
 from npas.codegen.target import AVX2, AVX512, Isa
 from npas.errors import NpasError
-from npas.ir.attrs import Activation, Conv2dAttrs, Epilogue
+from npas.ir.attrs import Conv2dAttrs, Epilogue
 from npas.ir.graph import Sparsity
 from npas.ir.ops import Op
 from npas.passes import layout as lay
@@ -28,17 +28,7 @@ from npas.passes.prune import pack, project
 
 VECTOR_ISAS = H.vector_isas()
 ISA_OBJ = {"avx512": AVX512, "avx2": AVX2}
-ACTS = {
-    "relu": (Activation(Op.RELU), lambda v: np.maximum(v, 0)),
-    "relu6": (Activation(Op.CLIP, 0.0, 6.0), lambda v: np.clip(v, 0, 6)),
-    "clip": (Activation(Op.CLIP, -0.5, 0.75), lambda v: np.clip(v, -0.5, 0.75)),
-    "leaky": (Activation(Op.LEAKY_RELU, 0.1), lambda v: np.where(v >= 0, v, 0.1 * v)),
-    "hswish": (Activation(Op.HARDSWISH), lambda v: v * np.clip(v + 3, 0, 6) / 6),
-    "hsigmoid": (Activation(Op.HARDSIGMOID, 0.2, 0.5), lambda v: np.clip(0.2 * v + 0.5, 0, 1)),
-    "sigmoid": (Activation(Op.SIGMOID), lambda v: 1 / (1 + np.exp(-v))),
-    "tanh": (Activation(Op.TANH), np.tanh),
-    "silu": (Activation(Op.SILU), lambda v: v / (1 + np.exp(-v))),
-}
+ACTS = H.ACTIVATIONS
 P1 = (1, 1, 1, 1)
 
 

@@ -14,22 +14,13 @@ from npas.codegen.host import winograd as wg
 from npas.codegen.host.common import Variant
 from npas.codegen.naming import kernel_name, parse_kernel_name
 from npas.codegen.target import AVX2, AVX512
-from npas.ir.attrs import Activation, Conv2dAttrs, Epilogue
+from npas.ir.attrs import Conv2dAttrs, Epilogue
 from npas.ir.ops import Op
 
 VECTOR_ISAS = H.vector_isas()
 ISA_OBJ = {"avx512": AVX512, "avx2": AVX2}
 P1 = (1, 1, 1, 1)
-ACTS = {
-    "relu": (Activation(Op.RELU), lambda v: np.maximum(v, 0)),
-    "relu6": (Activation(Op.CLIP, 0.0, 6.0), lambda v: np.clip(v, 0, 6)),
-    "leaky": (Activation(Op.LEAKY_RELU, 0.1), lambda v: np.where(v >= 0, v, 0.1 * v)),
-    "hswish": (Activation(Op.HARDSWISH), lambda v: v * np.clip(v + 3, 0, 6) / 6),
-    "hsigmoid": (Activation(Op.HARDSIGMOID, 0.2, 0.5), lambda v: np.clip(0.2 * v + 0.5, 0, 1)),
-    "sigmoid": (Activation(Op.SIGMOID), lambda v: 1 / (1 + np.exp(-v))),
-    "tanh": (Activation(Op.TANH), np.tanh),
-    "silu": (Activation(Op.SILU), lambda v: v / (1 + np.exp(-v))),
-}
+ACTS = {k: v for k, v in H.ACTIVATIONS.items() if k != "clip"}  # relu6 covers clip
 
 
 # ---- the transforms (no compiler) ----
