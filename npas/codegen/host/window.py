@@ -88,6 +88,26 @@ def avg_divisors(g: WindowGeom, count_include_pad: bool) -> tuple[list[float], l
     return rows, cols
 
 
+def _plane_params(
+    g: WindowGeom, pl: Planes, mode: str, inputs: Any, act: str, used: int, plane_floats: int
+) -> dict[str, Any]:
+    """Template parameters both window kernels (q-space and row-blocked) share."""
+    return dict(
+        g.params(),
+        mode=mode,
+        Hq=pl.Hq,
+        Wq=pl.Wq,
+        phases=pl.phases,
+        PLANES_USED=used,
+        PLANE_FLOATS=plane_floats,
+        pad_value=float("-inf") if mode == "max" else 0.0,
+        residual=len(inputs) > 1,
+        act=act,
+        units=g.N * g.C,
+        parallel=g.N * g.C > 1,
+    )
+
+
 def fill_window(
     *,
     op_token: str,
@@ -117,24 +137,8 @@ def fill_window(
     used = len(pl.phases) // 2 * pl.Hq * pl.Wq
     reach = max(pl.tap_off) + qn_pad  # furthest float the q loop reads
     plane_floats = _round_up(max(used, reach) + L, 16)
-    params: dict[str, Any] = dict(
-        g.params(),
-        mode=mode,
-        rows=False,
-        U=U,
-        Hq=pl.Hq,
-        Wq=pl.Wq,
-        phases=pl.phases,
-        tap_off=pl.tap_off,
-        PLANES_USED=used,
-        PLANE_FLOATS=plane_floats,
-        QN_PAD=qn_pad,
-        pad_value=float("-inf") if mode == "max" else 0.0,
-        residual=len(inputs) > 1,
-        act=act,
-        units=g.N * g.C,
-        parallel=g.N * g.C > 1,
-    )
+    params = _plane_params(g, pl, mode, inputs, act, used, plane_floats)
+    params.update(rows=False, U=U, tap_off=pl.tap_off, QN_PAD=qn_pad)
     if mode == "avg":
         rows, cols = avg_divisors(g, count_include_pad)
         params.update(inv_row=rows, inv_col=cols + [0.0] * L)
@@ -203,25 +207,8 @@ def _fill_window_rows(
     reach = (groups - 1) * RB * pl.Wq + last_ox0 + loads[-1][0] + U * L
     used = len(pl.phases) // 2 * pl.Hq * pl.Wq
     plane_floats = _round_up(max(used, reach), 16)
-    params: dict[str, Any] = dict(
-        g.params(),
-        mode=mode,
-        rows=True,
-        RB=RB,
-        U=U,
-        Hq=pl.Hq,
-        Wq=pl.Wq,
-        phases=pl.phases,
-        loads=loads,
-        PLANES_USED=used,
-        PLANE_FLOATS=plane_floats,
-        WREGS=-(-(g.KH * g.KW) // L),
-        pad_value=float("-inf") if mode == "max" else 0.0,
-        residual=len(inputs) > 1,
-        act=act,
-        units=g.N * g.C,
-        parallel=g.N * g.C > 1,
-    )
+    params = _plane_params(g, pl, mode, inputs, act, used, plane_floats)
+    params.update(rows=True, RB=RB, U=U, loads=loads, WREGS=-(-(g.KH * g.KW) // L))
     if mode == "avg":
         inv_rows, inv_cols = avg_divisors(g, count_include_pad)
         params.update(inv_row=inv_rows, inv_col=inv_cols + [0.0] * (U * L))
