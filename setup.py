@@ -22,7 +22,7 @@ from setuptools.command.build_py import build_py
 ROOT = Path(__file__).resolve().parent
 RUNTIME_FILES = [
     "include", "src/threadpool.cpp", "src/executor.cpp", "src/model_desc.h", "src/bench_main.cpp",
-    "qemu_plugin",
+    "src/opencl_backend.cpp", "src/opencl_backend.h", "src/npas_cl.h", "qemu_plugin",
 ]  # fmt: skip
 
 

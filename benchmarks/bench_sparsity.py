@@ -15,6 +15,8 @@ Sections (each a table; --results writes them into benchmarks/RESULTS.md):
   block-punched at 5x on every 1x1 conv: the summed time of those layers against npas'
   dense direct/GEMM kernels (no Winograd) and npas' best dense kernels (Winograd where chosen).
 - resnet50: 3x3 convs pattern 6x + 1x1 convs block-punched 5x, end to end against ORT dense.
+- arm64 (--sections arm64): the layer view and the ResNet-50 mix in executed aarch64
+  instructions (target arm64 under qemu with npas' counting plugin), at 128x128.
 
 VGG-16 runs at 128x128 (5.1 GMACs; 224x224 is 15.5 GMACs, too slow for a sweep on the two
 shared cores of the machine this was written on); the other models at 224x224.
@@ -103,19 +105,19 @@ def _vs_dense(cm, dense, dense_path: Path, feeds: dict, threads: int, repeat: in
 # ---- models ----
 
 
-def _dense_model(name: str) -> Path:
-    return zoo.get(name, input_size=INPUT_SIZE.get(name))
+def _dense_model(name: str, size: int | None = None) -> Path:
+    return zoo.get(name, input_size=size or INPUT_SIZE.get(name))
 
 
-def _pruned(name: str, scheme: str, rate: float) -> Path | None:
+def _pruned(name: str, scheme: str, rate: float, size: int | None = None) -> Path | None:
     """The model pruned one-shot (cached under WORK); None when the scheme fits none of its
     layers (pattern on MobileNetV2, whose only plain 3x3 conv is the first)."""
-    out = WORK / f"{name}-{scheme}-{rate:g}.onnx"
+    out = WORK / f"{name}-{scheme}-{rate:g}{f'-{size}' if size else ''}.onnx"
     if out.exists():
         return out
     WORK.mkdir(parents=True, exist_ok=True)
     try:
-        npas.prune_onnx(str(_dense_model(name)), scheme=scheme, rate=rate, out=out)
+        npas.prune_onnx(str(_dense_model(name, size)), scheme=scheme, rate=rate, out=out)
     except PruneError as e:
         print(f"{name} {scheme}: {e}", file=sys.stderr)
         return None
@@ -150,12 +152,12 @@ def _mixed_resnet50() -> Path:
     return out
 
 
-def _compile(path: Path, mode: str = "auto", direct: bool = False):
+def _compile(path: Path, mode: str = "auto", direct: bool = False, target: str = "host"):
     """Compiled with NPAS_SPARSE=mode; `direct`: dense convs on the direct/GEMM kernels only
     (no Winograd), the baseline of the layer view."""
     os.environ["NPAS_SPARSE"] = mode
     lower = _lower_direct if direct else None
-    return npas.compile(str(path), target="host", lower=lower)
+    return npas.compile(str(path), target=target, lower=lower)
 
 
 def _lower_direct(layer, graph, target):
@@ -296,6 +298,85 @@ def resnet50_mixed(threads_list, repeat) -> str:
     return "\n".join(rows)
 
 
+ARM64_SIZE = 128  # qemu runs ~50x slower than native: a third of the 224x224 pixels
+
+
+def arm64_instructions() -> str:
+    """The layer view and ResNet-50 end to end in executed aarch64 instructions (target arm64,
+    one thread, one inference under qemu with npas' counting plugin), at ARM64_SIZE."""
+    from npas.runtime.devices.insn_count import count_instructions
+
+    def counted(cm, feeds):
+        r = count_instructions(cm.path, feeds, warmup=0, repeat=1)
+        return r, {row.name: row.instructions for row in r.layers}
+
+    rows = [
+        f"| model ({ARM64_SIZE}x{ARM64_SIZE}) | layers | pruning | sparse G instr | dense direct "
+        "G instr | best dense G instr | direct / sparse | best dense / sparse |",
+        "|---|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for name in ("resnet50", "vgg16", "mobilenet_v2"):
+        dense_path = _dense_model(name, ARM64_SIZE)
+        sizes = _conv_kernel_sizes(dense_path)
+        feeds = None
+        dense_counts: dict[str, dict[str, int]] = {}
+        for ks, scheme, rate in (((3, 3), "pattern", 6.0), ((1, 1), "block-punched", 5.0)):
+            path = _pruned(name, scheme, rate, ARM64_SIZE)
+            if path is None:
+                continue
+            sparse = _compile(path, "sparse", target="arm64")
+            names = {
+                r["name"]
+                for r in sparse.layers
+                if r["op"] == "conv2d" and parse_kernel_name(r["kernel"])["scheme"] in SPARSE_TOKENS
+            } & {n for n, k in sizes.items() if k == ks}
+            if not names:
+                continue
+            feeds = feeds or sparse.random_inputs()
+            for key, direct in (("direct", True), ("best", False)):
+                if key not in dense_counts:
+                    cm = _compile(dense_path, direct=direct, target="arm64")
+                    dense_counts[key] = counted(cm, feeds)[1]
+            sp = counted(sparse, feeds)[1]
+            tot = {
+                "sparse": sum(sp[n] for n in names),
+                "direct": sum(dense_counts["direct"][n] for n in names),
+                "best": sum(dense_counts["best"][n] for n in names),
+            }
+            line = (
+                f"| {name} | {len(names)} {ks[0]}x{ks[1]} convs | {scheme} {rate:g}x | "
+                f"{tot['sparse'] / 1e9:.3f} | {tot['direct'] / 1e9:.3f} | {tot['best'] / 1e9:.3f} "
+                f"| {tot['direct'] / tot['sparse']:.2f} | {tot['best'] / tot['sparse']:.2f} |"
+            )
+            print(line, flush=True)
+            rows.append(line)
+    # ResNet-50 end to end: 3x3 pattern 6x + 1x1 block-punched 5x against the dense model.
+    dense_path = _dense_model("resnet50", ARM64_SIZE)
+    base = _pruned("resnet50", "pattern", 6.0, ARM64_SIZE)
+    assert base is not None
+    model = onnx.load(str(base))
+    for layer, ks in _conv_kernel_sizes(base).items():
+        if ks == (1, 1):
+            model = npas.prune_onnx(model, scheme="block-punched", rate=5.0, layers=layer).model
+    mixed = WORK / f"resnet50-pattern6-bp5-{ARM64_SIZE}.onnx"
+    onnx.save(model, str(mixed))
+    dense = _compile(dense_path, target="arm64")
+    feeds = dense.random_inputs()
+    d = counted(dense, feeds)[0].per_inference
+    rows.append("")
+    rows.append("| model | NPAS_SPARSE | G instructions | dense G instructions | dense / pruned |")
+    rows.append("|---|---|---:|---:|---:|")
+    for mode in ("auto", "sparse"):
+        p = counted(_compile(mixed, mode, target="arm64"), feeds)[0].per_inference
+        line = (
+            f"| resnet50 3x3 pattern 6x + 1x1 block-punched 5x ({ARM64_SIZE}x{ARM64_SIZE}) | "
+            f"{mode} | {p / 1e9:.3f} | {d / 1e9:.3f} | {d / p:.2f} |"
+        )
+        print(line, flush=True)
+        rows.append(line)
+    return "\n".join(rows)
+
+
 # ---- calibration of the cost model ----
 
 
@@ -397,7 +478,7 @@ def main() -> int:
         default=None,
         help="scheme:rate,rate... (default: every scheme at its rates)",
     )
-    ap.add_argument("--sections", default="sweep,layers,resnet50")
+    ap.add_argument("--sections", default="sweep,layers,resnet50", help="also: arm64")
     ap.add_argument("--calibrate", action="store_true", help="the cost model's layer table only")
     ap.add_argument("--results", action="store_true", help="update benchmarks/RESULTS.md")
     args = ap.parse_args()
@@ -441,6 +522,17 @@ def main() -> int:
         table = sweep(args.models.split(","), spec, threads, args.repeat)
         if args.results:
             write_section("bench_sparsity", command, table, note=note)
+    if "arm64" in sections:
+        table = arm64_instructions()
+        if args.results:
+            write_section(
+                "bench_sparsity_arm64",
+                command,
+                table,
+                note="executed aarch64 instructions under qemu-aarch64 (npas' counting plugin), "
+                "one thread, one inference; sparse kernels forced on the pruned layers in the "
+                "layer view",
+            )
     return 0
 
 

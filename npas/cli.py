@@ -278,6 +278,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
         "macs": int(cm.macs),
         **res,
     }
+    info = getattr(cm, "device_info", None)
+    if info and info.get("backend") == "opencl":
+        report["opencl"] = {k: info.get(k, "") for k in ("platform", "device", "storage")}
     print(format_bench(report, per_layer=args.per_layer))
     if args.json:
         _write_atomic(Path(args.json), json.dumps(report, indent=2) + "\n")
@@ -295,6 +298,9 @@ def format_bench(report: dict[str, Any], per_layer: bool = False) -> str:
         + ("" if device == "host" else f"device={device}  ")
         + f"threads={report['threads']}  {report['macs'] / 1e9:.2f} GMACs"
     ]
+    if "opencl" in report:
+        o = report["opencl"]
+        lines.append(f"OpenCL: {o['platform']} / {o['device']} ({o['storage']} storage)")
     if counted:  # emulated: instructions, never time
         r = report["npas"]
         per_mac = r["instructions_per_mac"]

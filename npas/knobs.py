@@ -40,3 +40,21 @@ DEVICE_DIR = Knob(
 DEVICE_TIMEOUT = Knob("NPAS_DEVICE_TIMEOUT", "600", "seconds one command on a device may run")
 SSH_IDENTITY = Knob("NPAS_SSH_IDENTITY", "", "private key for ssh:HOST devices (ssh -i)")
 SSH_OPTIONS = Knob("NPAS_SSH_OPTIONS", "", "extra ssh/scp options for ssh:HOST devices")
+# Read by the OpenCL host code of compiled models (runtime/src/opencl_backend.cpp), in C++:
+# declared here so that every knob has one list.
+OPENCL_DEVICE = Knob(
+    "NPAS_OPENCL_DEVICE",
+    "",
+    "OpenCL device of opencl builds: 'P:D' (platform:device index) or part of its name; "
+    "default the first GPU, else the first device",
+)
+OPENCL_CACHE_DIR = Knob(
+    "NPAS_OPENCL_CACHE_DIR",
+    "",
+    "where OpenCL program binaries are cached (default <compiled dir>/opencl-cache)",
+)
+OPENCL_LIBRARY = Knob(
+    "NPAS_OPENCL_LIBRARY",
+    "",
+    "the OpenCL library to dlopen (default libOpenCL.so.1, libOpenCL.so, Android vendor paths)",
+)

@@ -10,8 +10,11 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
 # g++-aarch64-linux-gnu + qemu-user: the arm64 target is cross-built and run under qemu-aarch64;
 # openssh: the ssh device is tested against an sshd on 127.0.0.1.
+# ocl-icd-libopencl1 + pocl-opencl-icd: the opencl target runs on PoCL (a CPU OpenCL driver)
+# through the ICD loader; clinfo shows what OpenCL sees.
 DEB_PACKAGES=(g++ cmake ninja-build python3-venv python3-dev
-              g++-aarch64-linux-gnu qemu-user openssh-server openssh-client)
+              g++-aarch64-linux-gnu qemu-user openssh-server openssh-client
+              ocl-icd-libopencl1 pocl-opencl-icd clinfo)
 missing=()
 for p in "${DEB_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

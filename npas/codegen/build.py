@@ -360,7 +360,9 @@ def _runtime_files() -> dict[str, bytes]:
         for p in sorted((root / "include").rglob("*"))
         if p.is_file()
     }
-    for name in ("threadpool.cpp", "executor.cpp", "model_desc.h"):
+    names = ("threadpool.cpp", "executor.cpp", "model_desc.h",
+             "opencl_backend.cpp", "opencl_backend.h", "npas_cl.h")  # fmt: skip
+    for name in names:
         files[f"runtime/{name}"] = (root / "src" / name).read_bytes()
     files["bench/npas_bench.cpp"] = (root / "src" / "bench_main.cpp").read_bytes()
     return files
@@ -380,6 +382,7 @@ def _cmakelists(em: Emitted, model_source: str) -> str:
         kernel_units=em.kernel_units,
         model_source=model_source,
         toolchain=em.target.cmake_toolchain,
+        opencl=em.target.template_dir == "opencl",
     )
 
 

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from npas.codegen.kernel import LayerKernel, content_hash
+from npas.codegen.kernel import ClLaunch, LayerKernel, content_hash
 from npas.codegen.target import Target
 from npas.errors import ModelError, UnsupportedOpError
 from npas.ir.graph import Graph, Layer
@@ -320,6 +320,7 @@ class EmittedLayer:
     weights: list[int]
     scratch_bytes_per_thread: int
     isa: str = "scalar"
+    cl: ClLaunch | None = None  # OpenCL targets: the layer's device kernel
 
 
 @dataclass
@@ -338,6 +339,7 @@ class Emitted:
     inputs: list[tuple[str, tuple[int, ...]]]
     outputs: list[tuple[str, tuple[int, ...]]]
     scratch_bytes_per_thread: int
+    cl_program: str | None = None  # OpenCL targets: the whole program (prelude + kernels)
 
     @property
     def kernel_units(self) -> list[str]:
@@ -373,6 +375,7 @@ class Emitted:
             "weights_hash": self.weights_hash,
             "macs": self.macs,
             "kernel_units": self.kernel_units,
+            **({"fp16_storage": self.target.fp16_storage} if self.cl_program is not None else {}),
         }
 
 
@@ -442,6 +445,13 @@ def _lower_layers(
             if graph.values[reads[0]].is_const:
                 raise ModelError(f"{where}: a view of a constant should have been folded")
         else:
+            wants_cl = target.template_dir == "opencl"
+            if (kernel.cl is not None) != wants_cl:
+                raise ModelError(
+                    f"{where}: kernel {kernel.kernel} is "
+                    f"{'an OpenCL' if kernel.cl else 'a CPU'} kernel, but target "
+                    f"{target.name!r} runs {'OpenCL' if wants_cl else 'CPU'} kernels"
+                )
             if not _isa_fits(kernel.isa, target.isa.name):
                 raise ModelError(
                     f"{where}: kernel {kernel.kernel} needs ISA {kernel.isa!r}, but the target "
@@ -542,6 +552,7 @@ def emit(
                 weights=[weights.add(w) for w in kernel.weights],
                 scratch_bytes_per_thread=_round_up(int(kernel.scratch_bytes_per_thread)),
                 isa=kernel.isa,
+                cl=kernel.cl,
             )
         )
 
@@ -568,8 +579,10 @@ def emit(
     for _, shape in (*inputs_sig, *outputs_sig):
         shape_begin.append(len(shapes))
         shapes += shape
+    cl = _cl_program(layers, target) if target.template_dir == "opencl" else None
     model_cpp = render(
         "project/model.cpp.j2",
+        cl=cl,
         graph_name=graph.name,
         target=target.name,
         isa=isa,
@@ -578,7 +591,7 @@ def emit(
         layers=table,
         refs=refs,
         shapes=[*shapes, 0],  # the sentinel keeps the array non-empty for rank-0 signatures
-        entries=sorted({layer.entry for layer in layers if layer.entry}),
+        entries=sorted({layer.entry for layer in layers if layer.entry and layer.cl is None}),
         inputs=[
             (n, len(s), b, Ref("arena", plan.offset(n)), graph.values[n].nbytes)
             for (n, s), b in zip(inputs_sig, shape_begin, strict=False)
@@ -609,7 +622,43 @@ def emit(
         inputs=inputs_sig,
         outputs=outputs_sig,
         scratch_bytes_per_thread=scratch,
+        cl_program=None if cl is None else "\n".join(cl["sources"]),
     )
+
+
+_RAW_END = ')npascl"'
+
+
+def _cl_program(layers: Sequence[EmittedLayer], target: Target) -> dict[str, Any]:
+    """The OpenCL tables of model.cpp: the program's sources (prelude first, then each distinct
+    kernel once, in first-use order), one launch per layer, the program's content hash."""
+    from npas.codegen.opencl.common import PRELUDE
+
+    sources = [PRELUDE]
+    seen: set[str] = set()
+    launches: list[tuple[str, int, tuple[int, ...], tuple[int, ...]] | None] = []
+    for el in layers:
+        if el.cl is None:
+            launches.append(None)
+            continue
+        if el.cl.function not in seen:
+            seen.add(el.cl.function)
+            sources.append(el.cl.source)
+        local = el.cl.local_size or (0,) * len(el.cl.global_size)
+        pad = (1,) * (3 - len(el.cl.global_size))
+        launches.append(
+            (el.cl.function, len(el.cl.global_size), (*el.cl.global_size, *pad),
+             (*local, *((1,) * (3 - len(local)))) if el.cl.local_size else (0, 0, 0))
+        )  # fmt: skip
+    for text in sources:
+        if _RAW_END in text:
+            raise ModelError(f"OpenCL source contains {_RAW_END!r}, which ends a raw literal")
+    return {
+        "sources": sources,
+        "layers": launches,
+        "fp16": target.fp16_storage,
+        "hash": content_hash(*sources, str(target.fp16_storage)),
+    }
 
 
 __all__ = [

@@ -15,6 +15,20 @@ import numpy as np
 
 
 @dataclass(frozen=True)
+class ClLaunch:
+    """An OpenCL layer: one __kernel of the model's program and how it is enqueued.
+
+    The kernel's parameters are fixed by npas/codegen/opencl/_cl.j2: for every input, output
+    and weight blob in LayerArgs order, a buffer and an element offset into it. `global_size`
+    is a multiple of `local_size` (when given); kernels guard their own tails."""
+
+    function: str  # __kernel name, unique per source text
+    source: str  # OpenCL C defining `function` (the shared prelude is not included)
+    global_size: tuple[int, ...]  # 1 to 3 dimensions
+    local_size: tuple[int, ...] | None = None  # None: the OpenCL driver chooses
+
+
+@dataclass(frozen=True)
 class LayerKernel:
     kernel: str  # parseable kernel name, e.g. npas_f32_conv3x3_relu_dense_6x16__avx2
     entry: str  # extern "C" symbol, unique per source text
@@ -24,6 +38,7 @@ class LayerKernel:
     macs: int = 0  # multiply-accumulates of the layer (for instructions/MAC, GFLOP/s)
     inputs: tuple[str, ...] = ()  # activation Value names the kernel reads (LayerArgs::in)
     isa: str = "scalar"  # scalar | avx2 | avx512 | neon | opencl
+    cl: ClLaunch | None = None  # OpenCL layers: the device kernel (sources is then empty)
 
 
 def content_hash(*parts: str | bytes) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from npas import knobs
 from npas.codegen.host import conv, datamove, elementwise, pool, reduce
@@ -29,58 +30,69 @@ def _manifest(variants: Sequence[Variant]) -> LoweringFn:
     return functools.partial(lower_with, variants)
 
 
-E, C, P, D, R = elementwise, conv, pool, datamove, reduce
-# The one table: every op with a host kernel and its lowering. View ops are absent on purpose.
-LOWERINGS: dict[Op, LoweringFn] = {
-    # convolution-like
-    Op.CONV2D: _manifest(C.CONV2D_MANIFEST),
-    Op.CONV_TRANSPOSE2D: _manifest(C.CONV_TRANSPOSE_MANIFEST),
-    Op.DENSE: _manifest(C.DENSE_MANIFEST),
-    Op.MATMUL: _manifest(C.MATMUL_MANIFEST),
-    # pooling
-    Op.MAXPOOL: _manifest(P.POOL_MANIFEST),
-    Op.AVGPOOL: _manifest(P.POOL_MANIFEST),
-    Op.GLOBAL_AVGPOOL: _manifest(P.GLOBAL_POOL_MANIFEST),
-    Op.GLOBAL_MAXPOOL: _manifest(P.GLOBAL_POOL_MANIFEST),
-    # elementwise unary
-    Op.RELU: _manifest(E.UNARY_MANIFEST),
-    Op.CLIP: _manifest(E.UNARY_MANIFEST),
-    Op.LEAKY_RELU: _manifest(E.UNARY_MANIFEST),
-    Op.ELU: _manifest(E.UNARY_MANIFEST),
-    Op.HARDSWISH: _manifest(E.UNARY_MANIFEST),
-    Op.HARDSIGMOID: _manifest(E.UNARY_MANIFEST),
-    Op.SIGMOID: _manifest(E.UNARY_MANIFEST),
-    Op.TANH: _manifest(E.UNARY_MANIFEST),
-    Op.SILU: _manifest(E.UNARY_MANIFEST),
-    Op.EXP: _manifest(E.UNARY_MANIFEST),
-    Op.LOG: _manifest(E.UNARY_MANIFEST),
-    Op.SQRT: _manifest(E.UNARY_MANIFEST),
-    Op.NEG: _manifest(E.UNARY_MANIFEST),
-    Op.ABS: _manifest(E.UNARY_MANIFEST),
-    Op.RECIPROCAL: _manifest(E.UNARY_MANIFEST),
-    # elementwise binary
-    Op.ADD: _manifest(E.BINARY_MANIFEST),
-    Op.SUB: _manifest(E.BINARY_MANIFEST),
-    Op.MUL: _manifest(E.BINARY_MANIFEST),
-    Op.DIV: _manifest(E.BINARY_MANIFEST),
-    Op.MAX: _manifest(E.BINARY_MANIFEST),
-    Op.MIN: _manifest(E.BINARY_MANIFEST),
-    Op.POW: _manifest(E.BINARY_MANIFEST),
-    Op.PRELU: _manifest(E.BINARY_MANIFEST),
-    Op.CHANNEL_AFFINE: _manifest(E.AFFINE_MANIFEST),
-    # data movement
-    Op.CONCAT: _manifest(D.CONCAT_MANIFEST),
-    Op.SPLIT: _manifest(D.SPLIT_MANIFEST),
-    Op.SLICE: _manifest(D.SLICE_MANIFEST),
-    Op.TRANSPOSE: _manifest(D.TRANSPOSE_MANIFEST),
-    Op.PAD: _manifest(D.PAD_MANIFEST),
-    Op.RESIZE: _manifest(D.RESIZE_MANIFEST),
-    # reductions and normalisation
-    Op.SOFTMAX: _manifest(R.SOFTMAX_MANIFEST),
-    Op.REDUCE_MEAN: _manifest(R.REDUCE_MANIFEST),
-    Op.REDUCE_MAX: _manifest(R.REDUCE_MANIFEST),
-    Op.REDUCE_SUM: _manifest(R.REDUCE_MANIFEST),
-}
+def _table(
+    conv: Any, pool: Any, elementwise: Any, datamove: Any, reduce: Any
+) -> dict[Op, LoweringFn]:
+    """The one table Op -> lowering of a kernel family set (npas/codegen/host/ or opencl/:
+    both name their manifests alike). View ops are absent on purpose."""
+    E, C, P, D, R = elementwise, conv, pool, datamove, reduce
+    table: dict[Op, LoweringFn] = {
+        # convolution-like
+        Op.CONV2D: _manifest(C.CONV2D_MANIFEST),
+        Op.CONV_TRANSPOSE2D: _manifest(C.CONV_TRANSPOSE_MANIFEST),
+        Op.DENSE: _manifest(C.DENSE_MANIFEST),
+        Op.MATMUL: _manifest(C.MATMUL_MANIFEST),
+        # pooling
+        Op.MAXPOOL: _manifest(P.POOL_MANIFEST),
+        Op.AVGPOOL: _manifest(P.POOL_MANIFEST),
+        Op.GLOBAL_AVGPOOL: _manifest(P.GLOBAL_POOL_MANIFEST),
+        Op.GLOBAL_MAXPOOL: _manifest(P.GLOBAL_POOL_MANIFEST),
+        Op.CHANNEL_AFFINE: _manifest(E.AFFINE_MANIFEST),
+        # data movement
+        Op.CONCAT: _manifest(D.CONCAT_MANIFEST),
+        Op.SPLIT: _manifest(D.SPLIT_MANIFEST),
+        Op.SLICE: _manifest(D.SLICE_MANIFEST),
+        Op.TRANSPOSE: _manifest(D.TRANSPOSE_MANIFEST),
+        Op.PAD: _manifest(D.PAD_MANIFEST),
+        Op.RESIZE: _manifest(D.RESIZE_MANIFEST),
+        # reductions and normalisation
+        Op.SOFTMAX: _manifest(R.SOFTMAX_MANIFEST),
+        Op.REDUCE_MEAN: _manifest(R.REDUCE_MANIFEST),
+        Op.REDUCE_MAX: _manifest(R.REDUCE_MANIFEST),
+        Op.REDUCE_SUM: _manifest(R.REDUCE_MANIFEST),
+    }
+    for op in UNARY_OPS:
+        table[op] = _manifest(E.UNARY_MANIFEST)
+    for op in BINARY_OPS:
+        table[op] = _manifest(E.BINARY_MANIFEST)
+    return table
+
+
+# Elementwise ops with a kernel (fused activations are a subset of the unary ones).
+UNARY_OPS = (
+    Op.RELU, Op.CLIP, Op.LEAKY_RELU, Op.ELU, Op.HARDSWISH, Op.HARDSIGMOID, Op.SIGMOID, Op.TANH,
+    Op.SILU, Op.EXP, Op.LOG, Op.SQRT, Op.NEG, Op.ABS, Op.RECIPROCAL,
+)  # fmt: skip
+BINARY_OPS = (Op.ADD, Op.SUB, Op.MUL, Op.DIV, Op.MAX, Op.MIN, Op.POW, Op.PRELU)
+
+LOWERINGS: dict[Op, LoweringFn] = _table(conv, pool, elementwise, datamove, reduce)
+
+
+@functools.cache
+def cl_lowerings() -> dict[Op, LoweringFn]:
+    """The OpenCL kernels (npas/codegen/opencl/): the same families and manifest names,
+    imported when an OpenCL target is first lowered."""
+    from npas.codegen import opencl as cl
+
+    return _table(cl.conv, cl.pool, cl.elementwise, cl.datamove, cl.reduce)
+
+
+def _lowerings(template_dir: str) -> dict[Op, LoweringFn] | None:
+    if template_dir == "host":
+        return LOWERINGS
+    if template_dir == "opencl":
+        return cl_lowerings()
+    return None
 
 
 def effective_isa(target: Target) -> Isa:
@@ -88,7 +100,7 @@ def effective_isa(target: Target) -> Isa:
     rung of the target architecture's ladder below it (scalar | avx2 | avx512 on x86-64,
     scalar | neon on aarch64); a rung above the target's ISA leaves it as it is."""
     forced = knobs.ISA.get().strip().lower()
-    if not forced:
+    if not forced or target.isa.name == "opencl":  # NPAS_ISA concerns CPU kernels only
         return target.isa
     ladder = ISA_LADDERS.get(target.arch, (SCALAR,))
     names = [isa.name for isa in ladder]
@@ -115,8 +127,11 @@ def lower_layer(layer: Layer, graph: Graph, target: Target) -> LayerKernel | Non
     raises NotImplementedError naming the op when no kernel exists."""
     if layer.op in VIEWS:
         return None
-    if target.template_dir != "host":
+    table = _lowerings(target.template_dir)
+    if table is None:
         raise NotImplementedError(f"no {target.template_dir} kernels for op {layer.op.value!r}")
-    if layer.op not in LOWERINGS:
-        raise NotImplementedError(f"no host kernel lowering for op {layer.op.value!r}")
-    return LOWERINGS[layer.op](layer, graph, effective_isa(target))
+    if layer.op not in table:
+        raise NotImplementedError(
+            f"no {target.template_dir} kernel lowering for op {layer.op.value!r}"
+        )
+    return table[layer.op](layer, graph, effective_isa(target))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 import platform
@@ -31,6 +32,9 @@ AVX512 = Isa(
     ("-mavx512f", "-mavx512bw", "-mavx512dq", "-mavx512vl", "-mavx2", "-mfma", "-mf16c"),
 )
 NEON = Isa("neon", 4, 32, ("-march=armv8.2-a",), lane_fma=True)
+# OpenCL kernels are compiled by the device's driver at run time: no compiler flags here; the
+# C++ around them (executor, OpenCL host code) is plain code for the CPU the library runs on.
+OPENCL = Isa("opencl", 4, 0, ())
 
 # The ISAs one architecture's CPUs step through, lowest first: NPAS_ISA may force any rung
 # below the target's own.
@@ -62,6 +66,8 @@ class Target:
     arch: str = "x86_64"  # the ISA ladder NPAS_ISA moves on
     cmake_args: tuple[str, ...] = ()  # further -D cache entries of the configure step
     install_hint: str = HOST_INSTALL_HINT  # what to install when cxx is missing
+    # OpenCL targets: buffers hold half instead of float (`--fp16`); arithmetic stays fp32.
+    fp16_storage: bool = False
 
 
 def _cpu_flags() -> set[str]:
@@ -133,18 +139,23 @@ def _arm64() -> Target:
     )
 
 
-def android_ndk() -> Path:
+def android_ndk(target: str = "arm64-android") -> Path:
     """The Android NDK named by ANDROID_NDK_HOME (or ANDROID_NDK_ROOT), checked."""
+    without = (
+        "target 'opencl' builds the same kernels for this machine without it"
+        if target.startswith("opencl")
+        else "target 'arm64' cross-compiles for aarch64 Linux without it"
+    )
     for var in ("ANDROID_NDK_HOME", "ANDROID_NDK_ROOT"):
         value = os.environ.get(var, "").strip()
         if value:
             break
     else:
         raise ToolchainError(
-            "target 'arm64-android' needs the Android NDK, but neither ANDROID_NDK_HOME nor "
+            f"target {target!r} needs the Android NDK, but neither ANDROID_NDK_HOME nor "
             f"ANDROID_NDK_ROOT is set; download an NDK (r23 or newer) from {NDK_DOWNLOAD} (or "
             "`sdkmanager 'ndk;26.3.11579264'`), unpack it and set ANDROID_NDK_HOME to its "
-            "directory; target 'arm64' cross-compiles for aarch64 Linux without it"
+            f"directory; {without}"
         )
     ndk = Path(value).expanduser()
     if not (ndk / "build" / "cmake" / "android.toolchain.cmake").is_file():
@@ -168,8 +179,8 @@ def _android_clang(ndk: Path) -> Path:
     return hosts[0]
 
 
-def _arm64_android() -> Target:
-    ndk = android_ndk()
+def _arm64_android(name: str = "arm64-android") -> Target:
+    ndk = android_ndk(name)
     return Target(
         "arm64-android",
         NEON,
@@ -182,6 +193,21 @@ def _arm64_android() -> Target:
     )
 
 
+def _opencl() -> Target:
+    """OpenCL kernels with host code for this machine's CPU: runs on any OpenCL driver here
+    (PoCL in CI, a desktop GPU's ICD elsewhere)."""
+    arch = _machine()
+    return Target("opencl", OPENCL, template_dir="opencl", arch=arch)
+
+
+def _opencl_android() -> Target:
+    """The same kernels and host code built with the NDK for arm64 phones (Adreno, Mali...):
+    libOpenCL.so is found on the phone at run time."""
+    return dataclasses.replace(
+        _arm64_android("opencl-android"), name="opencl-android", isa=OPENCL, template_dir="opencl"
+    )
+
+
 def get_target(name: str) -> Target:
     """The Target called `name`; ToolchainError when its toolchain cannot exist here (e.g.
     arm64-android without an NDK), KeyError for a name that is no target."""
@@ -191,6 +217,10 @@ def get_target(name: str) -> Target:
         return _arm64()
     if name == "arm64-android":
         return _arm64_android()
+    if name == "opencl":
+        return _opencl()
+    if name == "opencl-android":
+        return _opencl_android()
     raise KeyError(name)
 
 

@@ -246,6 +246,22 @@ class CompiledModel(ModelBase):
         self.peak_activation_bytes = int(native.peak_activation_bytes)
         self._check_signature()
 
+    @property
+    def device_info(self) -> dict[str, str]:
+        """Where the layers run: {"backend": "cpu", "isa": ...}, or for OpenCL builds
+        {"backend": "opencl", "platform", "device", "storage" (fp32|fp16), "program"
+        (built|cached: whether this load compiled the kernels or took the binary cache),
+        "build_ms", "cache" (the binary's file)}."""
+        text = str(self._native.device_info)
+        backend, _, rest = text.partition(": ")
+        if backend != "opencl":
+            return {"backend": backend, "isa": rest}
+        info = {"backend": backend}
+        for item in rest.split("; "):
+            key, _, value = item.partition("=")
+            info[key] = value
+        return info
+
     def _check_signature(self) -> None:
         native = (
             [(n, tuple(s)) for n, s in self._native.inputs],
@@ -317,7 +333,7 @@ class CompiledModel(ModelBase):
 
 def default_device(target: str) -> str:
     """The device that runs a build of `target` on this machine."""
-    return {"arm64": "qemu", "arm64-android": "adb"}.get(target, "host")
+    return {"arm64": "qemu", "arm64-android": "adb", "opencl-android": "adb"}.get(target, "host")
 
 
 def read_artifact(path: str | os.PathLike[str]) -> tuple[Path, dict[str, Any]]:
@@ -355,7 +371,9 @@ def load(
     """Load a compiled output directory (from npas.compile or `npasc compile`) to run on
     `device`: "host" (this process), "qemu[:CPU]", "ssh:[USER@]HOST[:PORT]" or "adb[:SERIAL]".
     None picks the device that runs the build: host for host builds, qemu for arm64, adb for
-    arm64-android. connect=False contacts a remote device only at the first run."""
+    arm64-android and opencl-android, host for opencl (the kernels run on this machine's OpenCL
+    device, NPAS_OPENCL_DEVICE picks one). connect=False contacts a remote device only at the
+    first run."""
     from npas.runtime.devices.device import parse_device
 
     spec = parse_device(device) if device is not None else None  # syntax errors first
@@ -366,7 +384,7 @@ def load(
         from npas.runtime.devices.model import DeviceModel
 
         return DeviceModel.open(root, meta, spec, threads=threads, connect=connect)
-    if meta.get("target") != "host":
+    if meta.get("target") not in ("host", "opencl"):
         raise ToolchainError(
             f"{root} was compiled for target {meta.get('target')!r}, which cannot run on the "
             f"host device (in this process); run it with device="

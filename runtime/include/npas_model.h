@@ -56,6 +56,9 @@ int npas_model_set_profiling(npas_model* model, int on);
 /* Static facts. */
 int64_t npas_model_peak_activation_bytes(const npas_model* model);
 const char* npas_model_isa(const npas_model* model); /* e.g. "avx2", "avx512", "scalar" */
+/* Where the layers run: "cpu: avx2", or for OpenCL targets "opencl: platform=...; device=...;
+   storage=fp32|fp16; program=built|cached; build_ms=...; cache=FILE". */
+const char* npas_model_device_info(const npas_model* model);
 
 const char* npas_last_error(void);
 

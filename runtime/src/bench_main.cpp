@@ -1,6 +1,6 @@
-// npas_bench: a static executable that runs and times a compiled model on the device it runs
-// on, through the C ABI only (the same path an app takes). Remote devices (qemu, ssh, adb) run
-// models through it.
+// npas_bench: an executable that runs and times a compiled model on the device it runs on,
+// through the C ABI only (the same path an app takes). Remote devices (qemu, ssh, adb) run
+// models through it. Linked statically, except for OpenCL builds (they dlopen OpenCL).
 //
 //   npas_bench weights.bin [--repeat N] [--warmup N] [--threads N] [--json]
 //              [--inputs DIR] [--outputs DIR] [--markers]
@@ -10,7 +10,7 @@
 // output of the last run as output_<i>.bin in the same format. --markers executes the
 // NPAS_PROFILE_MARKERS no-ops around runs and layers, for instruction-counting emulation.
 // With --json it prints one JSON object:
-//   {"median_ms", "p10_ms", "p90_ms", "runs": [...], "threads", "isa",
+//   {"median_ms", "p10_ms", "p90_ms", "runs": [...], "threads", "isa", "device_info",
 //    "layers": [{"name", "op", "kernel", "scheme", "macs", "median_ms"}]}
 // Arguments are parsed with plain C functions before npas_model_create so that nothing
 // compiled with the kernels' ISA flags can run before the model's CPU check.
@@ -215,6 +215,8 @@ int main(int argc, char** argv) {
                 percentile(runs, 50), percentile(runs, 10), percentile(runs, 90), threads);
     std::printf("\"isa\": ");
     json_string(npas_model_isa(model));
+    std::printf(", \"device_info\": ");
+    json_string(npas_model_device_info(model));
     std::printf(", \"runs\": [");
     for (std::size_t i = 0; i < runs.size(); ++i) std::printf("%s%.6f", i ? ", " : "", runs[i]);
     std::printf("], \"layers\": [");

@@ -16,12 +16,16 @@
 #include <memory>
 #include <mutex>
 #include <new>
+#include <string>
 #include <vector>
 
 #include "model_desc.h"
 #include "npas/kernel_abi.h"
 #include "npas/threadpool.h"
 #include "npas_model.h"
+#if defined(NPAS_OPENCL)
+#include "opencl_backend.h"
+#endif
 
 #define NPAS_EXPORT extern "C" __attribute__((visibility("default")))
 
@@ -34,7 +38,7 @@ using npas::Src;
 constexpr std::size_t kAlign = 64;
 constexpr char kWeightsMagic[8] = {'N', 'P', 'A', 'S', 'W', 'T', 'S', '\0'};
 
-thread_local char t_error[1024];  // trivially destructible: safe to dlclose
+thread_local char t_error[16384];  // room for an OpenCL build log  // trivially destructible: safe to dlclose
 
 void set_error(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
 void set_error(const char* fmt, ...) {
@@ -138,6 +142,10 @@ struct npas_model {
   std::vector<double> layer_ms;
   int profile = 0;  // NPAS_PROFILE_* bits
   std::mutex mu;  // one run at a time: runs share the arena
+#if defined(NPAS_OPENCL)
+  std::unique_ptr<npas::ClBackend> cl;  // OpenCL targets: the layers run there
+#endif
+  std::string device_info = "cpu";
 
   const float* resolve(const Ref& r) const {
     unsigned char* base = r.src == Src::kArena ? arena.get() : weights.get();
@@ -191,6 +199,23 @@ NPAS_EXPORT npas_model* npas_model_create(const char* weights_path, const npas_o
     m->layer_ms.assign(d.num_layers, 0.0);
     m->profile = options != nullptr ? profile_bits(options->profile) : 0;
     m->set_threads(options != nullptr ? options->threads : 1);
+    m->device_info = std::string("cpu: ") + d.isa;
+    if (d.opencl != nullptr) {
+#if defined(NPAS_OPENCL)
+      std::string error;
+      m->cl = npas::ClBackend::create(d, m->weights.get(), weights_path, &error);
+      if (!m->cl) {
+        set_error("%s", error.c_str());
+        return nullptr;
+      }
+      m->arena.reset();  // activations live on the device
+      m->arena = aligned_bytes(0);
+      m->device_info = "opencl: " + m->cl->info();
+#else
+      set_error("this model has OpenCL kernels but its executor was built without NPAS_OPENCL");
+      return nullptr;
+#endif
+    }
     return m.release();
   } catch (const std::exception& e) {
     set_error("npas_model_create: %s", e.what());
@@ -226,6 +251,17 @@ NPAS_EXPORT int npas_model_run(npas_model* model, const float* const* inputs,
     }
   }
   std::lock_guard<std::mutex> lock(model->mu);
+#if defined(NPAS_OPENCL)
+  if (model->cl) {
+    std::string error;
+    const bool profile = (model->profile & NPAS_PROFILE_TIMES) != 0;
+    if (!model->cl->run(inputs, outputs, profile, model->layer_ms.data(), &error)) {
+      set_error("npas_model_run: %s", error.c_str());
+      return 1;
+    }
+    return 0;
+  }
+#endif
   try {
     for (int i = 0; i < d.num_inputs; ++i) {
       std::memcpy(model->arena.get() + d.inputs[i].ref.offset, inputs[i], d.inputs[i].bytes);
@@ -338,4 +374,7 @@ NPAS_EXPORT std::int64_t npas_model_peak_activation_bytes(const npas_model*) {
   return desc().arena_bytes;
 }
 NPAS_EXPORT const char* npas_model_isa(const npas_model*) { return desc().isa; }
+NPAS_EXPORT const char* npas_model_device_info(const npas_model* model) {
+  return model != nullptr ? model->device_info.c_str() : "";
+}
 NPAS_EXPORT const char* npas_last_error(void) { return t_error; }

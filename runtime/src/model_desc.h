@@ -40,6 +40,22 @@ struct TensorDesc {
   std::size_t bytes;
 };
 
+// OpenCL targets: one kernel launch per layer over device buffers (runtime/src/opencl_backend.cpp).
+struct ClLayerDesc {
+  const char* function;  // __kernel name in the program; nullptr for a view
+  int dims;
+  std::size_t global[3];
+  std::size_t local[3];  // local[0] == 0: the driver chooses
+};
+
+struct ClDesc {
+  bool fp16_storage;           // buffers hold half; kernels built with -DNPAS_FP16_STORAGE
+  int num_sources;
+  const char* const* sources;  // the prelude, then every distinct kernel
+  const ClLayerDesc* layers;   // one per LayerDesc
+  const char* program_hash;    // content hash of the sources (part of the binary cache key)
+};
+
 struct ModelDesc {
   const char* isa;
   // Checks the CPU runs the kernels' ISA; on failure names the missing feature.
@@ -59,6 +75,7 @@ struct ModelDesc {
   std::uint32_t weights_header_bytes;
   const unsigned char* weights_hash;  // 16 bytes
   const char* weights_hash_hex;
+  const ClDesc* opencl;  // nullptr: CPU kernels (LayerDesc::fn)
 };
 
 // Defined by the generated src/model.cpp.

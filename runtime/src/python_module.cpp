@@ -53,6 +53,7 @@ class NativeError : public std::runtime_error {
   X(npas_model_set_profiling)         \
   X(npas_model_peak_activation_bytes) \
   X(npas_model_isa)                   \
+  X(npas_model_device_info)           \
   X(npas_last_error)
 
 // The C ABI, resolved from one library.
@@ -211,6 +212,7 @@ class Model {
     return api_.npas_model_peak_activation_bytes(model_);
   }
   std::string isa() const { return str_or_empty(api_.npas_model_isa(model_)); }
+  std::string device_info() const { return str_or_empty(api_.npas_model_device_info(model_)); }
   int threads() const { return threads_; }
   bool profiling() const { return profile_; }
 
@@ -284,6 +286,7 @@ PYBIND11_MODULE(_runtime, m) {
       .def_property_readonly("outputs", [](const Model& m) { return m.signature(false); })
       .def_property_readonly("peak_activation_bytes", &Model::peak_activation_bytes)
       .def_property_readonly("isa", &Model::isa)
+      .def_property_readonly("device_info", &Model::device_info)
       .def_property_readonly("threads", &Model::threads)
       .def_property_readonly("profiling", &Model::profiling);
 

@@ -59,7 +59,7 @@ def select(manifest: Sequence[Variant], layer: Layer, graph: Graph, isa: Isa) ->
         if variant.serves(layer, graph, isa):
             return variant
     raise NotImplementedError(
-        f"no host kernel variant serves layer {layer.name!r} ({layer.op.value}) on {isa.name}"
+        f"no kernel variant serves layer {layer.name!r} ({layer.op.value}) on {isa.name}"
     )
 
 
