@@ -8,7 +8,6 @@ OpenCL sparse kernel of the layer's scheme ran."""
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -376,8 +375,15 @@ def test_annotations_that_do_not_fit_stay_dense() -> None:
 # ---- whole pruned models through the OpenCL executor ----
 
 
-@pytest.mark.parametrize(("scheme", "rate", "fp16"), [("pattern", 5.0, False),
-                                                      ("block-punched", 4.0, True)])  # fmt: skip
+# Every scheme at 2x, 5x and 10x (fp32), and half storage once.
+MODEL_CASES = [
+    *((scheme, rate, False) for scheme in ("pattern", "block-punched", "block", "unstructured",
+                                           "filter") for rate in (2.0, 5.0, 10.0)),
+    ("block-punched", 4.0, True),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("scheme", "rate", "fp16"), MODEL_CASES)
 def test_pruned_model_on_opencl(
     scheme: str, rate: float, fp16: bool, tmp_path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -393,40 +399,12 @@ def test_pruned_model_on_opencl(
     sess = ort.InferenceSession(str(pruned), providers=["CPUExecutionProvider"])
     ref = sess.run(None, {cm.input_names[0]: x})[0]
     S.check(got, ref, fp16=fp16, what=f"resnet18 {scheme}")
-    ran = [parse_kernel_name(la["kernel"]) for la in cm.layers if la["op"] == "conv2d"]
+    ran = [parse_kernel_name(la["kernel"]) for la in cm.layers if la["op"] in ("conv2d", "dense")]
+    assert all(k["isa"] == "opencl" for k in ran), ran
+    if scheme == "filter":  # a graph rewrite: smaller dense layers, no sparse kernel
+        dense = npas.compile(str(zoo.get("resnet18", input_size=32)), target="opencl")
+        assert cm.macs < 0.75 * dense.macs, (cm.macs, dense.macs)
+        return
     sparse = [k for k in ran if k["scheme"] == SCHEME_TOKENS[scheme]]
-    assert len(sparse) >= 10 and all(k["isa"] == "opencl" for k in sparse), ran
-
-
-# ---- a rough PoCL timing note (not a phone GPU: these numbers only catch silly slowness) ----
-
-
-def _seconds(kernel, feeds, shape, reps: int = 5) -> float:
-    S.CL.run(kernel, feeds, [shape])  # build once
-    times = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        S.CL.run(kernel, feeds, [shape])
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times))
-
-
-def test_pattern_timing_note_against_dense() -> None:
-    # ResNet-50's stage-3 3x3 layer at 6x pattern (2.25x pattern x 2.67x connectivity), run by
-    # the pattern kernel and by conv.py's dense kernel on the same PoCL device. Each time is a
-    # whole harness call (buffers included). Printed for the record (-s); asserted only not
-    # to take seconds.
-    case = SparseConv(1, 256, 14, 14, 256, (3, 3), "pattern", 6.0, pads=P1, act="relu")
-    layer, graph, feeds, ref = case.build()
-    sparse = _lower(layer, graph)
-    expect_sparse(sparse, "pattern")
-    with sparse_mode("dense"):
-        dense = S.lower(layer, graph)
-    assert parse_kernel_name(dense.kernel)["scheme"] != "pattern", dense.kernel
-    S.check(_run(sparse, feeds, ref), ref)
-    S.check(_run(dense, feeds, ref), ref)
-    ts, td = _seconds(sparse, feeds, ref.shape), _seconds(dense, feeds, ref.shape)
-    print(f"\nPoCL ({S.CL.device_name()}), conv3x3 256x14x14 -> 256, pattern 6x: "
-          f"{sparse.kernel} {ts * 1e3:.1f} ms, {dense.kernel} {td * 1e3:.1f} ms, "
-          f"dense / pattern = {td / ts:.2f}")  # fmt: skip
-    assert ts < 1.0, f"{sparse.kernel} took {ts:.2f} s on a ResNet-50 layer"
+    # block prunes only 1x1 convs and the classifier; the other schemes every conv but the stem
+    assert len(sparse) >= (4 if scheme == "block" else 10), ran
