@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/bench_opencl.py [--models resnet18,mobilenet_v2] [--size 224]
         [--fp16] [--repeat 20] [--per-layer] [--top 8] [--results]
+        [--pruned resnet50@pattern:6,resnet50@block-punched:5]
 
 Each model is compiled for target opencl (fp32 storage, or half with --fp16), its outputs are
 checked against ONNX Runtime, then npas and ONNX Runtime (CPU, all cores) are timed in the same
@@ -11,7 +12,9 @@ On PoCL (a CPU OpenCL driver, the only device CI has) these numbers are a regres
 the generated kernels and host code, never a claim about phone GPUs: PoCL compiles the kernels
 for this CPU with work-groups turned into loops, which rewards different code than Adreno or
 Mali do. The compile column includes building the C++ project; load_ms is the OpenCL program
-build (first load) and the binary-cache load (second).
+build (first load) and the binary-cache load (second). `--pruned MODEL@SCHEME:RATE` adds rows
+for the model pruned one-shot (npas.prune_onnx), kernels chosen per layer (NPAS_SPARSE=auto),
+with the dense model's npas time beside it and ONNX Runtime on the pruned ONNX.
 """
 
 from __future__ import annotations
@@ -53,13 +56,23 @@ def main() -> int:
     ap.add_argument("--per-layer", action="store_true")
     ap.add_argument("--top", type=int, default=8)
     ap.add_argument("--results", action="store_true", help="update benchmarks/RESULTS.md")
+    ap.add_argument("--pruned", default="", help="MODEL@SCHEME:RATE,... pruned rows")
     args = ap.parse_args()
     threads = os.cpu_count() or 1
 
     rows, details = [], []
     device = "?"
-    for name in args.models.split(","):
-        path = zoo.get(name, input_size=args.size)
+    dense_ms: dict[str, float] = {}
+    work = Path(os.environ.get("NPAS_BENCH_DIR", "/tmp/npas-bench-opencl"))
+    entries = [m for m in args.models.split(",") if m] + [p for p in args.pruned.split(",") if p]
+    for name in entries:
+        path = zoo.get(name.split("@")[0], input_size=args.size)
+        if "@" in name:
+            scheme, rate = name.split("@")[1].split(":")
+            work.mkdir(parents=True, exist_ok=True)
+            pruned = work / f"{name.replace('@', '-').replace(':', '-')}-{args.size}.onnx"
+            npas.prune_onnx(str(path), scheme=scheme, rate=float(rate), out=pruned)
+            path = pruned
         t0 = time.perf_counter()
         cm = npas.compile(str(path), target="opencl", fp16=args.fp16)
         compile_s = time.perf_counter() - t0
@@ -96,6 +109,8 @@ def main() -> int:
             sess.run(None, feeds)
             t_ort.append((time.perf_counter() - t0) * 1e3)
         npas_ms, ort_ms = float(np.median(t_npas)), float(np.median(t_ort))
+        if "@" not in name:
+            dense_ms[name] = npas_ms
         prof = cm.profile(feeds, repeat=3)
         kernel_ms = sum(r["median_ms"] for r in prof)
         rows.append((name, cm.macs, npas_ms, kernel_ms, ort_ms, ok, worst, compile_s, load_ms))
@@ -126,15 +141,17 @@ def main() -> int:
         f"OpenCL device: {device}; storage {storage}; input {args.size}x{args.size}; "
         f"onnxruntime CPU with {threads} threads",
         "",
-        "| model | GMACs | npas ms | kernel ms (events) | onnxruntime ms | ort/npas | matches ORT "
-        "| program build ms | cached load ms |",
-        "|---|---:|---:|---:|---:|---:|---|---:|---:|",
+        "| model | GMACs | npas ms | kernel ms (events) | npas dense / npas | onnxruntime ms "
+        "| ort/npas | matches ORT | program build ms | cached load ms |",
+        "|---|---:|---:|---:|---:|---:|---:|---|---:|---:|",
     ]
     for name, macs, npas_ms, kernel_ms, ort_ms, ok, worst, _, load_ms in rows:
+        base = dense_ms.get(name.split("@")[0])
+        vs_dense = f"{base / npas_ms:.2f}" if "@" in name and base else "-"
         table.append(
-            f"| {name} | {macs / 1e9:.2f} | {npas_ms:.2f} | {kernel_ms:.2f} | {ort_ms:.2f} | "
-            f"{ort_ms / npas_ms:.2f} | {'yes' if ok else 'NO'} ({worst:.1e}) | {load_ms[0]:.0f} "
-            f"| {load_ms[1]:.1f} |"
+            f"| {name} | {macs / 1e9:.2f} | {npas_ms:.2f} | {kernel_ms:.2f} | {vs_dense} | "
+            f"{ort_ms:.2f} | {ort_ms / npas_ms:.2f} | {'yes' if ok else 'NO'} ({worst:.1e}) | "
+            f"{load_ms[0]:.0f} | {load_ms[1]:.1f} |"
         )
     text = "\n".join(table)
     print()

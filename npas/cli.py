@@ -18,6 +18,9 @@ from npas.errors import NpasError
 
 SUBCOMMANDS = ("compile", "run", "bench", "inspect", "prune", "zoo")
 RTOL, ATOL = 1e-3, 1e-4  # the correctness contract in fp32
+# fp16 storage (opencl --fp16): whole models within this fraction of their output range
+# (tests/opencl/test_opencl_models.py measures the zoo against it).
+FP16_RANGE_TOL = 5e-2
 BENCH_BLOCK = 5  # runs per engine before switching, when threads > 1
 BENCH_SWITCH_PAUSE_S = 0.05  # longer than the engines' worker spin-wait
 PRUNE_SCHEMES = ("pattern", "block-punched", "block", "filter", "unstructured")
@@ -129,6 +132,19 @@ def _time_onnxruntime(model_path: str, feeds: dict[str, np.ndarray], threads: in
     so.intra_op_num_threads = threads
     so.inter_op_num_threads = 1
     sess = ort.InferenceSession(model_path, so, providers=["CPUExecutionProvider"])
+    for inp in sess.get_inputs():
+        want = feeds[inp.name].shape if inp.name in feeds else None
+        fixed = [d for d in inp.shape]
+        if want is not None and (
+            len(fixed) != len(want)
+            or any(isinstance(d, int) and d != w for d, w in zip(fixed, want, strict=False))
+        ):
+            raise UsageError(
+                f"--compare onnxruntime: {model_path} takes input {inp.name!r} of shape "
+                f"{fixed}, but the compiled model was built for {list(want)} (--input-shape); "
+                "ONNX Runtime cannot run the ONNX model at that shape: compare a model "
+                "exported at it instead"
+            )
     return lambda: sess.run(None, feeds)
 
 
@@ -186,7 +202,10 @@ def bench(
         report["speedup_vs_onnxruntime"] = (
             report["onnxruntime"]["median_ms"] / report["npas"]["median_ms"]
         )
-        report["check"] = check_outputs(run_npas(), runners["onnxruntime"](), cm.output_names)
+        report["check"] = check_outputs(
+            run_npas(), runners["onnxruntime"](), cm.output_names,
+            fp16=bool(cm.metadata.get("fp16_storage")),
+        )  # fmt: skip
     prof = cm.benchmark(repeat=max(5, repeat // 5), warmup=1, threads=threads)
     report["layers"] = [
         {k: layer[k] for k in ("name", "op", "kernel", "scheme", "median_ms")}
@@ -196,16 +215,24 @@ def bench(
 
 
 def check_outputs(
-    ours: dict[str, np.ndarray], theirs: Sequence[np.ndarray], names: Sequence[str]
+    ours: dict[str, np.ndarray],
+    theirs: Sequence[np.ndarray],
+    names: Sequence[str],
+    fp16: bool = False,
 ) -> dict[str, Any]:
-    """Compare npas outputs with ONNX Runtime's under the correctness contract."""
+    """Compare npas outputs with ONNX Runtime's under the correctness contract (fp16 storage:
+    within FP16_RANGE_TOL of each output's range)."""
     worst = 0.0
     ok = True
+    rtol, atol = RTOL, ATOL
     for name, ref in zip(names, theirs, strict=True):
         got = ours[name]
         worst = max(worst, float(np.max(np.abs(got - ref))) if got.size else 0.0)
-        ok = ok and got.shape == ref.shape and bool(np.allclose(got, ref, rtol=RTOL, atol=ATOL))
-    return {"matches": ok, "max_abs_diff": worst, "rtol": RTOL, "atol": ATOL}
+        if fp16:
+            rtol = 0.0
+            atol = max(atol, FP16_RANGE_TOL * float(np.abs(ref).max()) if ref.size else 0.0)
+        ok = ok and got.shape == ref.shape and bool(np.allclose(got, ref, rtol=rtol, atol=atol))
+    return {"matches": ok, "max_abs_diff": worst, "rtol": rtol, "atol": atol}
 
 
 def bench_device(
@@ -235,7 +262,10 @@ def bench_device(
 
         feeds = cm.random_inputs()
         sess = ort.InferenceSession(compare_model, providers=["CPUExecutionProvider"])
-        report["check"] = check_outputs(cm.run(feeds), sess.run(None, feeds), cm.output_names)
+        report["check"] = check_outputs(
+            cm.run(feeds), sess.run(None, feeds), cm.output_names,
+            fp16=bool(cm.metadata.get("fp16_storage")),
+        )  # fmt: skip
         report["compare_note"] = (
             f"onnxruntime runs on this host and npas on {cm.device}: outputs compared, no "
             "speed-up (a ratio across two machines means nothing)"

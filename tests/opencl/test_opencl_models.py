@@ -262,3 +262,39 @@ def test_opencl_android_without_an_ndk_says_where_to_get_it(monkeypatch) -> None
     _, graph = _relu_graph()
     with pytest.raises(ToolchainError, match=r"needs the Android NDK.*ANDROID_NDK_HOME"):
         npas.compile(graph, target="opencl-android")
+
+
+def _npasc(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "npas.cli", *args], capture_output=True, text=True, timeout=600
+    )
+
+
+def test_cli_compiles_and_benches_the_opencl_target(tmp_path: Path) -> None:
+    import json
+
+    onnx_path = zoo.get("squeezenet", input_size=32)
+    out = tmp_path / "sq.cl"
+    r = _npasc("compile", str(onnx_path), "--target", "opencl", "--fp16", "-o", str(out))
+    assert r.returncode == 0, r.stderr
+    assert json.loads((out / "model.json").read_text())["fp16_storage"] is True
+    r = _npasc("bench", str(out), "--compare", "onnxruntime", "--repeat", "3", "--per-layer",
+               "--json", str(tmp_path / "b.json"))  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert "OpenCL: " in r.stdout and "fp16 storage" in r.stdout
+    report = json.loads((tmp_path / "b.json").read_text())
+    assert report["target"] == "opencl" and report["opencl"]["storage"] == "fp16"
+    assert all(
+        la["kernel"].endswith("__opencl") for la in report["layers"] if la["op"] != "reshape"
+    )
+
+
+def test_cli_compare_at_another_input_shape_is_a_clear_error(tmp_path: Path) -> None:
+    onnx_path = zoo.get("squeezenet", input_size=64)
+    out = tmp_path / "sq.cl"
+    r = _npasc("compile", str(onnx_path), "--target", "opencl", "--input-shape",
+               "input=1x3x32x32", "-o", str(out))  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    r = _npasc("bench", str(out), "--compare", "onnxruntime", "--repeat", "1")
+    assert r.returncode == 2
+    assert "built for [1, 3, 32, 32]" in r.stderr and "Traceback" not in r.stderr
