@@ -498,7 +498,15 @@ def _sparsity_detail(row: dict[str, Any]) -> str:
 
 def cmd_prune(args: argparse.Namespace) -> int:
     import npas
+    from npas.train.cli import run_prune_training, wants_training
 
+    if wants_training(args):  # --config or --method: pruning-aware training (npas/train/)
+        return run_prune_training(args)
+    if args.scheme is None or args.rate is None:
+        raise UsageError(
+            "npasc prune needs --scheme and --rate (one-shot magnitude pruning), or --config / "
+            "--method with --task or --data (pruning-aware training)"
+        )
     model = Path(args.model)
     _require_model_file(model)
     if model.is_dir():
@@ -595,10 +603,12 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--input-shape", action="append", default=[], metavar="NAME=1x3x224x224")
     i.set_defaults(fn=cmd_inspect)
 
-    pr = sub.add_parser("prune", help="one-shot magnitude pruning of an ONNX model into ONNX")
+    pr = sub.add_parser(
+        "prune", help="prune an ONNX model into ONNX: one-shot magnitude, or trained (--method)"
+    )
     pr.add_argument("model", metavar="MODEL.onnx")
-    pr.add_argument("--scheme", required=True, choices=PRUNE_SCHEMES)
-    pr.add_argument("--rate", required=True, type=float, help="keep ~1/RATE of the weights")
+    pr.add_argument("--scheme", choices=PRUNE_SCHEMES)
+    pr.add_argument("--rate", type=float, help="keep ~1/RATE of the weights")
     pr.add_argument("--layers", metavar="GLOB", help="ONNX node names or a glob (default: all)")
     pr.add_argument("-o", "--output", required=True, metavar="PRUNED.onnx")
     pr.add_argument(
@@ -606,6 +616,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="scheme parameter: entries, library_size, library (pattern); bf, bc (blocks)",
     )  # fmt: skip
     pr.add_argument("--input-shape", action="append", default=[], metavar="NAME=1x3x224x224")
+    from npas.train.cli import add_train_arguments
+
+    add_train_arguments(pr)
     pr.set_defaults(fn=cmd_prune)
 
     z = sub.add_parser("zoo", help="bundled model definitions exported to ONNX")
