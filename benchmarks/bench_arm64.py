@@ -26,7 +26,7 @@ from npas import zoo
 from npas.runtime.devices.insn_count import InstructionCount, count_instructions
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from results import write_section
+from results import publish
 
 # Instructions per MAC each model should reach on arm64 (one thread).
 TARGETS = {
@@ -131,20 +131,16 @@ def main() -> int:
             f"{'-' if target is None else f'<= {target}'} | {meets} | "
             f"{'yes' if ok else f'NO ({worst:.1e})'} | {kernel_isas(r)} | {qemu_s:.0f} |"
         )
-    text = "\n".join(table)
-    print()
-    print(text)
-    if args.results:
-        cmd = "python benchmarks/bench_arm64.py " + " ".join(sys.argv[1:])
-        body = text if not details else text + "\n\n" + "\n\n".join(details)
-        write_section(
-            SECTION,
-            cmd.strip(),
-            body,
-            note="executed aarch64 instructions counted under qemu-aarch64 by npas' TCG plugin, "
-            "one thread, one inference; outputs checked against onnxruntime "
-            f"(rtol {RTOL}, atol {ATOL}); qemu s is emulation wall time, not a speed",
-        )
+    publish(
+        SECTION,
+        __file__,
+        "\n".join(table),
+        details,
+        write=args.results,
+        note="executed aarch64 instructions counted under qemu-aarch64 by npas' TCG plugin, "
+        "one thread, one inference; outputs checked against onnxruntime "
+        f"(rtol {RTOL}, atol {ATOL}); qemu s is emulation wall time, not a speed",
+    )
     return 0 if all(row[4] for row in rows) else 1
 
 

@@ -18,7 +18,7 @@ from npas import zoo
 from npas.cli import bench
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from results import write_section
+from results import publish
 
 MODELS = ("resnet18", "resnet50", "mobilenet_v2", "mobilenet_v3_large", "vgg16")
 SECTION = "bench_host"
@@ -58,12 +58,7 @@ def main() -> int:
             f"{r['onnxruntime']['median_ms']:.2f} | {r['speedup_vs_onnxruntime']:.2f} | "
             f"{'yes' if r['check']['matches'] else 'NO'} |"
         )
-    text = "\n".join(table)
-    print()
-    print(text)
-    if args.results:
-        cmd = "python benchmarks/bench_host.py " + " ".join(sys.argv[1:])
-        write_section(SECTION, cmd.strip(), text)
+    publish(SECTION, __file__, "\n".join(table), write=args.results)
     return 0
 
 

@@ -31,7 +31,7 @@ import npas
 from npas import zoo
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from results import write_section
+from results import publish
 
 MODELS = ("resnet18", "resnet50", "mobilenet_v2", "mobilenet_v3_large", "vgg16", "squeezenet")
 SECTION = "bench_opencl"
@@ -153,19 +153,15 @@ def main() -> int:
             f"{ort_ms:.2f} | {ort_ms / npas_ms:.2f} | {'yes' if ok else 'NO'} ({worst:.1e}) | "
             f"{load_ms[0]:.0f} | {load_ms[1]:.1f} |"
         )
-    text = "\n".join(table)
-    print()
-    print(text)
-    if args.results:
-        cmd = "python benchmarks/bench_opencl.py " + " ".join(sys.argv[1:])
-        body = text if not details else text + "\n\n" + "\n\n".join(details)
-        write_section(
-            SECTION,
-            cmd.strip(),
-            body,
-            note="PoCL runs OpenCL on this machine's CPU: a regression signal for the kernels "
-            "and host code, not a phone GPU number; medians of interleaved runs",
-        )
+    publish(
+        SECTION,
+        __file__,
+        "\n".join(table),
+        details,
+        write=args.results,
+        note="PoCL runs OpenCL on this machine's CPU: a regression signal for the kernels "
+        "and host code, not a phone GPU number; medians of interleaved runs",
+    )
     return 0 if all(row[5] for row in rows) else 1
 
 

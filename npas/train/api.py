@@ -5,8 +5,6 @@ detects as the trained schemes."""
 from __future__ import annotations
 
 import os
-import uuid
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +17,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from npas.errors import NpasError
 from npas.passes.prune import rate_of
+from npas.zoo.exporter import trace_to_onnx
 
 from .algorithms import METHODS, make_method
 from .config import PruneSpec, TrainLayer, as_spec, assign_rules, trace_layers
@@ -87,6 +86,22 @@ def _as_module(model: Any) -> nn.Module:
     )
 
 
+def _prepare(
+    model: Any,
+    train: Dataset | DataLoader,
+    val: Dataset | DataLoader,
+    batch_size: int,
+    seed: int,
+    device: str | torch.device | None,
+) -> tuple[nn.Module, DataLoader, DataLoader, torch.device]:
+    """Seed everything, then the module on its device and the (shuffled) training and
+    validation loaders: what every run starts from, in the order its determinism needs."""
+    _seed_all(seed)
+    dev = pick_device(device)
+    module = _as_module(model).to(dev)
+    return module, loader(train, batch_size, True, seed), loader(val, 256, False, seed), dev
+
+
 def _example(data: DataLoader) -> torch.Tensor:
     for x, _ in data:
         return x[:1]
@@ -127,10 +142,7 @@ def fit(
 ) -> tuple[nn.Module, list[EpochLog]]:
     """Dense training (SGD with Nesterov momentum, cosine learning rate); returns the module and
     the per-epoch log. Deterministic for a given seed (on the same device and thread count)."""
-    _seed_all(seed)
-    dev = pick_device(device)
-    model = _as_module(model).to(dev)
-    tl, vl = loader(train, batch_size, True, seed), loader(val, 256, False, seed)
+    model, tl, vl, dev = _prepare(model, train, val, batch_size, seed, device)
     fp = {"kind": "fit", "epochs": epochs, "lr": lr, "batch_size": batch_size, "seed": seed,
           "weight_decay": weight_decay}  # fmt: skip
     trainer = Trainer(
@@ -186,10 +198,7 @@ def prune(
     if not 0 <= ft <= epochs:
         raise NpasError(f"finetune_epochs={ft} must be between 0 and epochs={epochs}")
     reg = 0 if method == "oneshot" else epochs - ft
-    _seed_all(seed)
-    dev = pick_device(device)
-    module = _as_module(model).to(dev)
-    tl, vl = loader(train, batch_size, True, seed), loader(val, 256, False, seed)
+    module, tl, vl, dev = _prepare(model, train, val, batch_size, seed, device)
     example = _example(tl).to(dev)
     layers = trace_layers(module, example)
     assign_rules(module, layers, spec, example)
@@ -245,33 +254,10 @@ def export_onnx(
         example = torch.cat([example, example])
     if out.is_dir():
         raise NpasError(f"{out} is a directory; give the ONNX file's name")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
     try:
-        with warnings.catch_warnings():
-            # the TorchScript exporter: the dynamo one needs onnxscript and rewrites the graph
-            warnings.simplefilter("ignore", DeprecationWarning)
-            warnings.filterwarnings("ignore", "It is recommended that constant folding")
-            torch.onnx.export(
-                model,
-                (example,),
-                str(tmp),
-                dynamo=False,
-                opset_version=opset,
-                input_names=["input"],
-                output_names=["output"],
-                dynamic_axes={"input": {0: "N"}, "output": {0: "N"}},
-                # PRESERVE on an eval-mode module keeps batch norms as nodes (no exporter
-                # fusion), so BN folding stays the compiler's job, as for the zoo
-                training=torch.onnx.TrainingMode.PRESERVE,
-                do_constant_folding=True,
-            )
-        onnx.checker.check_model(str(tmp))
-        os.replace(tmp, out)
+        return trace_to_onnx(model, example, out, opset, full_check=False)
     finally:
         model.train(was)
-        tmp.unlink(missing_ok=True)
-    return out
 
 
 __all__ = ["LayerReport", "PruneReport", "PruneSpec", "export_onnx", "fit", "prune"]

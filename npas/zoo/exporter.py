@@ -21,11 +21,24 @@ def build(spec: ModelSpec, input_size: tuple[int, int], seed: int) -> torch.nn.M
 
 def to_onnx(model: torch.nn.Module, input_size: tuple[int, int], path: Path, opset: int) -> Path:
     """Export `model` to `path` atomically (temp file in the same folder, then rename)."""
+    # Batch 2, not 1, so that nothing in the trace can specialise on a unit batch.
+    return trace_to_onnx(model, torch.zeros((2, 3, *input_size)), path, opset)
+
+
+def trace_to_onnx(
+    model: torch.nn.Module,
+    example: torch.Tensor,
+    path: Path,
+    opset: int,
+    *,
+    full_check: bool = True,
+) -> Path:
+    """Trace eval-mode `model` on `example` into `path` (input "input", output "output", the
+    batch dim symbolic), checked by the ONNX checker (`full_check`: with strict shape
+    inference) and written atomically: a temp file in the same folder, then a rename."""
     path.parent.mkdir(parents=True, exist_ok=True)
     # A unique name, so concurrent exports of the same model (e.g. pytest-xdist) never collide.
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    # Batch 2, not 1, so that nothing in the trace can specialise on a unit batch.
-    example = torch.zeros((2, 3, *input_size))
     try:
         with warnings.catch_warnings():
             # The TorchScript exporter is "legacy" since torch 2.9, but the dynamo one needs
@@ -48,7 +61,7 @@ def to_onnx(model: torch.nn.Module, input_size: tuple[int, int], path: Path, ops
                 training=torch.onnx.TrainingMode.PRESERVE,
                 do_constant_folding=True,
             )
-        onnx.checker.check_model(str(tmp), full_check=True)
+        onnx.checker.check_model(str(tmp), full_check=full_check)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)

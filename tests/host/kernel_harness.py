@@ -571,6 +571,32 @@ def one_layer_graph(
     return layer, graph
 
 
+def epilogue_graph(
+    op: Op,
+    inputs: Sequence[tuple[str, np.ndarray | tuple[int, ...]]],
+    feeds: Sequence[np.ndarray],
+    ref: np.ndarray,
+    attrs: Any = None,
+    *,
+    rng: np.random.Generator,
+    residual: bool = False,
+    act: str | None = None,
+) -> tuple[Layer, Graph, list[np.ndarray], np.ndarray]:
+    """One layer of `op` writing "y" with a fused epilogue, from its `inputs` (as
+    one_layer_graph), `feeds` and the reference `ref` of the bare op: with `residual` a random
+    activation "r" of the output's shape (drawn from `rng`) is added, then the ACTIVATIONS entry
+    named `act` is applied. Returns (layer, graph, feeds, reference)."""
+    inputs, feeds = list(inputs), list(feeds)
+    if residual:
+        r = rng.standard_normal(ref.shape).astype(np.float32)
+        inputs.append(("r", ref.shape))
+        feeds.append(r)
+        ref = ref + r
+    fused, fn = ACTIVATIONS[act] if act else (None, lambda v: v)
+    layer, graph = one_layer_graph(op, inputs, [("y", ref.shape)], attrs, Epilogue(residual, fused))
+    return layer, graph, feeds, fn(ref)
+
+
 # ---- numpy references ----
 
 

@@ -14,7 +14,7 @@ from npas.codegen.host import winograd as wg
 from npas.codegen.host.common import Variant
 from npas.codegen.naming import kernel_name, parse_kernel_name
 from npas.codegen.target import AVX2, AVX512
-from npas.ir.attrs import Conv2dAttrs, Epilogue
+from npas.ir.attrs import Conv2dAttrs
 from npas.ir.ops import Op
 
 VECTOR_ISAS = H.vector_isas()
@@ -93,18 +93,10 @@ def _build(n, c, h, w, f, pads=P1, residual=False, act=None, bias=True, seed=0):
     x = rng.standard_normal((n, c, h, w)).astype(np.float32)
     ref = _conv3x3_ref(x, wt, b, pads)
     ins = [("x", x.shape), ("w", wt)] + ([("b", b)] if b is not None else [])
-    feeds = [x]
-    if residual:
-        r = rng.standard_normal(ref.shape).astype(np.float32)
-        ins.append(("r", ref.shape))
-        feeds.append(r)
-        ref = ref + r
-    a = ACTS[act] if act else (None, lambda v: v)
-    layer, graph = H.one_layer_graph(
-        Op.CONV2D, ins, [("y", ref.shape)], Conv2dAttrs((3, 3), (1, 1), pads, (1, 1), 1),
-        Epilogue(residual, a[0]),
+    return H.epilogue_graph(
+        Op.CONV2D, ins, [x], ref, Conv2dAttrs((3, 3), (1, 1), pads, (1, 1), 1),
+        rng=rng, residual=residual, act=act,
     )  # fmt: skip
-    return layer, graph, feeds, a[1](ref)
 
 
 def _check(kernel, feeds, ref, threads=(1, 2)):

@@ -11,26 +11,26 @@ import numpy as np
 import opencl_support as S
 import pytest
 import test_kernels_conv as host
-from test_kernels_conv import ACTS, CONV_CASES, CONVT_CASES, DENSE_CASES, Conv, ConvT, _dense
+from test_kernels_conv import (
+    ACT_CASES,
+    CONV_CASES,
+    CONVT_CASES,
+    DENSE_CASES,
+    Conv,
+    ConvT,
+    _dense,
+)
 
 from npas.codegen.naming import parse_kernel_name
 from npas.codegen.opencl import conv as cl_conv
 from npas.codegen.opencl import sparse_conv
 from npas.codegen.target import OPENCL
-from npas.ir.attrs import Conv2dAttrs, Epilogue
+from npas.ir.attrs import Conv2dAttrs
 from npas.ir.ops import Op
 
 H = S.H
 CL = S.CL
 P1 = (1, 1, 1, 1)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def opencl_device() -> str:
-    try:
-        return CL.device_name()
-    except CL.ClError as e:
-        pytest.fail(str(e))
 
 
 def _host_params(test, argnames: tuple[str, ...]) -> list:
@@ -112,16 +112,7 @@ def _matmul_case(sa, sb, const, residual=False, act=None):
     ref = np.matmul(a.astype(np.float64), b.astype(np.float64))
     ins = [("a", a if const == "a" else sa), ("b", b if const is True else sb)]
     feeds = [x for x, c in ((a, const == "a"), (b, const is True)) if not c]
-    if residual:
-        r = rng.standard_normal(ref.shape).astype(np.float32)
-        ins.append(("r", ref.shape))
-        feeds.append(r)
-        ref = ref + r
-    fn = ACTS[act] if act else (None, lambda v: v)
-    layer, graph = H.one_layer_graph(
-        Op.MATMUL, ins, [("y", ref.shape)], epilogue=Epilogue(residual, fn[0])
-    )
-    return layer, graph, feeds, fn[1](ref)
+    return H.epilogue_graph(Op.MATMUL, ins, feeds, ref, rng=rng, residual=residual, act=act)
 
 
 ALL_MATMUL_CASES = {**HOST_MATMUL_CASES, **CL_MATMUL_CASES}
@@ -187,8 +178,7 @@ def test_conv2d(name: str) -> None:
 
 
 def test_every_activation_is_covered() -> None:
-    names = set(ALL_CONV_CASES)
-    assert {f"act_{a}" for a in ACTS} <= names and {f"dwact_{a}" for a in ACTS} <= names
+    assert ACT_CASES <= set(ALL_CONV_CASES)
 
 
 @pytest.mark.parametrize("name", list(ALL_DENSE_CASES))

@@ -32,7 +32,7 @@ from npas.codegen.naming import parse_kernel_name
 from npas.codegen.opencl import sparse_conv as sc
 from npas.codegen.target import OPENCL
 from npas.errors import NpasError
-from npas.ir.attrs import Conv2dAttrs, Epilogue
+from npas.ir.attrs import Conv2dAttrs
 from npas.ir.ops import Op
 from npas.passes.prune import project
 
@@ -67,22 +67,14 @@ class GroupedConv:
         b = rng.standard_normal(self.f).astype(np.float32)
         x = rng.standard_normal((self.n, self.c, self.h, self.w)).astype(np.float32)
         ref = H.conv2d_ref(x, w, b, self.stride, self.pads, (1, 1), self.groups)
-        ins = [("x", x.shape), ("w", w), ("b", b)]
-        feeds = [x]
-        if self.residual:
-            r = rng.standard_normal(ref.shape).astype(np.float32)
-            ins.append(("r", ref.shape))
-            feeds.append(r)
-            ref = ref + r
-        act = ACTS[self.act] if self.act else (None, lambda v: v)
-        layer, graph = H.one_layer_graph(
-            Op.CONV2D, ins, [("y", ref.shape)],
+        layer, graph, feeds, ref = H.epilogue_graph(
+            Op.CONV2D, [("x", x.shape), ("w", w), ("b", b)], [x], ref,
             Conv2dAttrs(self.k, self.stride, self.pads, (1, 1), self.groups),
-            Epilogue(self.residual, act[0]),
+            rng=rng, residual=self.residual, act=self.act,
         )  # fmt: skip
         layer = layer.with_(sparsity=sp)
         graph.layers = [layer]
-        return layer, graph, feeds, act[1](ref)
+        return layer, graph, feeds, ref
 
 
 # OpenCL-only shapes: what the host kernels do not serve (groups, dilated patterns) and what

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 import pytest
-from opencl_support import CL, H
+from opencl_support import H
 
 import npas
 from npas import zoo
@@ -30,14 +30,6 @@ DEFAULT_SIZE = 64
 # (ONNX Runtime is 1e-4 off a float64 evaluation), so its atol scales with the output range.
 RANGE_RELATIVE_ATOL = {"resnet50"}
 COMPUTE_OPS = {op.value for op in CONV_LIKE}
-
-
-@pytest.fixture(scope="module", autouse=True)
-def opencl_device() -> str:
-    try:
-        return CL.device_name()
-    except CL.ClError as e:
-        pytest.fail(str(e))
 
 
 def _feeds(cm: npas.CompiledModel) -> dict[str, np.ndarray]:

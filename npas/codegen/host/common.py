@@ -129,6 +129,28 @@ def activation_inputs(layer: Layer, graph: Graph) -> tuple[str, ...]:
     return tuple(n for n in layer.inputs if n and not graph.value(n).is_const)
 
 
+def operand_ptrs(
+    names: Sequence[str],
+    graph: Graph,
+    inputs: Sequence[str],
+    const_ptr: str = "args->w[{}]",
+    input_ptr: str = "args->in[{}]",
+) -> tuple[list[str], list[np.ndarray]]:
+    """Where a kernel reads each operand of `names`: a constant is the next weights buffer
+    (returned flat, in order) and an activation its slot in `inputs` (LayerArgs::in[]), spelled
+    by the `const_ptr` / `input_ptr` formats of the target's kernels."""
+    ptrs: list[str] = []
+    weights: list[np.ndarray] = []
+    for name in names:
+        value = graph.value(name)
+        if value.is_const:
+            ptrs.append(const_ptr.format(len(weights)))
+            weights.append(np.asarray(value.data, dtype=np.float32).reshape(-1))
+        else:
+            ptrs.append(input_ptr.format(inputs.index(name)))
+    return ptrs, weights
+
+
 def const_or_none(graph: Graph, name: str | None) -> np.ndarray | None:
     if not name:
         return None

@@ -15,6 +15,7 @@ from npas.codegen.host.common import (
     Variant,
     activation_inputs,
     finish,
+    operand_ptrs,
     prod,
 )
 from npas.codegen.kernel import LayerKernel
@@ -68,11 +69,11 @@ def collapse_gather(dims: list[int], strides: list[int]) -> tuple[list[int], lis
     return [n for n, _ in out], [s for _, s in out]
 
 
-def _fill_gather(layer: Layer, graph: Graph, isa: Isa, variant: Variant) -> LayerKernel:
-    x = layer.inputs[0]
-    in_shape = graph.shape(x)
+def gather_plan(layer: Layer, graph: Graph) -> tuple[list[int], list[int], int, str]:
+    """A SLICE or TRANSPOSE as one strided gather: (collapsed output dims, the source stride
+    of each, the source offset of the first element, a description for the kernel's header)."""
+    in_strides = _strides(graph.shape(layer.inputs[0]))
     out_shape = graph.shape(layer.outputs[0])
-    in_strides = _strides(in_shape)
     if layer.op is Op.TRANSPOSE:
         perm = layer.attrs.perm
         strides = [in_strides[p] for p in perm]
@@ -84,6 +85,13 @@ def _fill_gather(layer: Layer, graph: Graph, isa: Isa, variant: Variant) -> Laye
         base = sum(s * st for s, st in zip(in_strides, a.starts, strict=True))
         what = f"slice starts={list(a.starts)} steps={list(a.steps)}"
     dims, strides = collapse_gather(list(out_shape), strides)
+    return dims, strides, base, what
+
+
+def _fill_gather(layer: Layer, graph: Graph, isa: Isa, variant: Variant) -> LayerKernel:
+    x = layer.inputs[0]
+    out_shape = graph.shape(layer.outputs[0])
+    dims, strides, base, what = gather_plan(layer, graph)
     rows = prod(dims[:-1])
     return finish(
         op_token=layer.op.value,
@@ -131,26 +139,24 @@ TRANSPOSE_MANIFEST = _variants(_fill_gather, _transpose_ok)
 # CONCAT, SPLIT
 
 
-def _fill_concat(layer: Layer, graph: Graph, isa: Isa, variant: Variant) -> LayerKernel:
+def concat_blocks(layer: Layer, graph: Graph) -> tuple[int, list[int], list[int]]:
+    """CONCAT / SPLIT as `outer` rows of the whole tensor, each the parts' blocks in order:
+    (outer, the elements of each part's block, the offset of each block in a row)."""
     concat = layer.op is Op.CONCAT
     axis = layer.attrs.axis
     whole = graph.shape(layer.outputs[0] if concat else layer.inputs[0])
     parts = layer.inputs if concat else layer.outputs
-    outer = prod(whole[:axis])
     inner = prod(whole[axis + 1 :])
     blocks = [graph.shape(p)[axis] * inner for p in parts]
-    offsets = list(np.cumsum([0, *blocks[:-1]]))
+    offsets = [int(v) for v in np.cumsum([0, *blocks[:-1]])]
+    return prod(whole[:axis]), blocks, offsets
+
+
+def _fill_concat(layer: Layer, graph: Graph, isa: Isa, variant: Variant) -> LayerKernel:
+    concat = layer.op is Op.CONCAT
+    outer, blocks, offsets = concat_blocks(layer, graph)
     inputs = activation_inputs(layer, graph)
-    weights: list[np.ndarray] = []
-    ptrs: list[str] = []
-    if concat:
-        for p in parts:
-            value = graph.value(p)
-            if value.is_const:
-                ptrs.append(f"args->w[{len(weights)}]")
-                weights.append(np.asarray(value.data, np.float32))
-            else:
-                ptrs.append(f"args->in[{inputs.index(p)}]")
+    ptrs, weights = operand_ptrs(layer.inputs, graph, inputs) if concat else ([], [])
     return finish(
         op_token=layer.op.value,
         variant=variant,
@@ -336,14 +342,32 @@ def linear_taps(coords: np.ndarray, n_in: int) -> tuple[list[int], list[int], li
     return i0.tolist(), i1.tolist(), w0.tolist(), w1.tolist()
 
 
-def _fill_resize(layer: Layer, graph: Graph, isa: Isa, variant: Variant) -> LayerKernel:
+def resize_tables(layer: Layer, graph: Graph) -> tuple[tuple[int, ...], dict[str, list]]:
+    """A RESIZE's (N, C, H, W, OH, OW) and its per-output source tables: nearest: iy, ix (the
+    source row / column); linear: y0, y1, wy0, wy1 and x0, x1, wx0, wx1 (the two source rows /
+    columns and their weights)."""
     a: ResizeAttrs = layer.attrs
-    x = layer.inputs[0]
-    N, C, H, W = graph.shape(x)
+    N, C, H, W = graph.shape(layer.inputs[0])
     _, _, OH, OW = graph.shape(layer.outputs[0])
     cy = resize_coords(H, OH, a.scales[0], a.coordinate_mode)
     cx = resize_coords(W, OW, a.scales[1], a.coordinate_mode)
+    if a.mode == "nearest":
+        tables = dict(
+            iy=nearest_index(cy, H, a.nearest_mode), ix=nearest_index(cx, W, a.nearest_mode)
+        )
+    else:
+        y0, y1, wy0, wy1 = linear_taps(cy, H)
+        x0, x1, wx0, wx1 = linear_taps(cx, W)
+        tables = dict(y0=y0, y1=y1, wy0=wy0, wy1=wy1, x0=x0, x1=x1, wx0=wx0, wx1=wx1)
+    return (N, C, H, W, OH, OW), tables
+
+
+def _fill_resize(layer: Layer, graph: Graph, isa: Isa, variant: Variant) -> LayerKernel:
+    a: ResizeAttrs = layer.attrs
+    x = layer.inputs[0]
+    (N, C, H, W, OH, OW), tables = resize_tables(layer, graph)
     params: dict = dict(
+        tables,
         vector=_vec(variant),
         mode=a.mode,
         coordinate_mode=a.coordinate_mode,
@@ -357,18 +381,10 @@ def _fill_resize(layer: Layer, graph: Graph, isa: Isa, variant: Variant) -> Laye
     )
     scratch = 0
     if a.mode == "nearest":
-        params.update(
-            iy=nearest_index(cy, H, a.nearest_mode), ix=nearest_index(cx, W, a.nearest_mode)
-        )
         token = "resizenearest"
     else:
-        y0, y1, wy0, wy1 = linear_taps(cy, H)
-        x0, x1, wx0, wx1 = linear_taps(cx, W)
         row = -(-OW // 16) * 16
-        params.update(
-            y0=y0, y1=y1, wy0=wy0, wy1=wy1, x0=x0, x1=x1, wx0=wx0, wx1=wx1,
-            row_floats=row, scratch_floats=2 * row,
-        )  # fmt: skip
+        params.update(row_floats=row, scratch_floats=2 * row)
         scratch = 4 * 2 * row
         token = "resizelinear"
     return finish(

@@ -18,6 +18,7 @@ from npas.codegen.host.common import (
     finish,
     is_vector_isa,
     layer_unary_expr,
+    operand_ptrs,
     prod,
 )
 from npas.codegen.kernel import LayerKernel
@@ -155,15 +156,7 @@ class _Broadcast:
         a, b = layer.inputs[0], layer.inputs[1]
         out_shape = graph.shape(layer.outputs[0])
         self.inputs = activation_inputs(layer, graph)
-        self.weights: list[np.ndarray] = []
-        self.ptrs = []
-        for name in (a, b):
-            value = graph.value(name)
-            if value.is_const:
-                self.ptrs.append(f"args->w[{len(self.weights)}]")
-                self.weights.append(np.asarray(value.data, dtype=np.float32).reshape(-1))
-            else:
-                self.ptrs.append(f"args->in[{self.inputs.index(name)}]")
+        self.ptrs, self.weights = operand_ptrs((a, b), graph, self.inputs)
         strides = [broadcast_strides(graph.shape(n), out_shape) for n in (a, b)]
         sizes, (sa, sb) = collapse(out_shape, strides)
         self.total = prod(out_shape)

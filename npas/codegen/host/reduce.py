@@ -8,6 +8,8 @@ walks any set of axes with strides.
 
 from __future__ import annotations
 
+from typing import Any
+
 from npas.codegen.host.common import (
     PARALLEL_MIN_ELEMENTS,
     Variant,
@@ -102,7 +104,9 @@ def _fill_reduce(layer: Layer, graph: Graph, isa: Isa, variant: Variant) -> Laye
     )
 
 
-def _fill_reduce_ref(layer: Layer, graph: Graph, isa: Isa, variant: Variant) -> LayerKernel:
+def strided_walk(layer: Layer, graph: Graph) -> dict[str, Any]:
+    """The reference kernels' view of a reduction over any axes: the kept and the reduced
+    dims with their input strides, the reduced count and the kept count (`units`)."""
     shape = graph.shape(layer.inputs[0])
     rank = len(shape)
     axes = layer.attrs.axes
@@ -110,22 +114,25 @@ def _fill_reduce_ref(layer: Layer, graph: Graph, isa: Isa, variant: Variant) -> 
     strides = _strides(shape)
     kept = [(shape[d], strides[d]) for d in range(rank) if d not in red]
     reduced = [(shape[d], strides[d]) for d in range(rank) if d in red]
-    units = prod([n for n, _ in kept])
+    return dict(
+        mode=_MODE[layer.op],
+        kept_dims=[n for n, _ in kept],
+        kept_strides=[s for _, s in kept],
+        red_dims=[n for n, _ in reduced],
+        red_strides=[s for _, s in reduced],
+        reduced=prod([n for n, _ in reduced]),
+        units=prod([n for n, _ in kept]),
+    )
+
+
+def _fill_reduce_ref(layer: Layer, graph: Graph, isa: Isa, variant: Variant) -> LayerKernel:
+    walk = strided_walk(layer, graph)
     return finish(
         op_token=layer.op.value.replace("_", ""),
         variant=variant,
         isa=isa,
         template="host/reduce_ref.cpp.j2",
-        params=dict(
-            mode=_MODE[layer.op],
-            kept_dims=[n for n, _ in kept],
-            kept_strides=[s for _, s in kept],
-            red_dims=[n for n, _ in reduced],
-            red_strides=[s for _, s in reduced],
-            reduced=prod([n for n, _ in reduced]),
-            units=units,
-            parallel=units > 1,
-        ),
+        params=dict(walk, parallel=walk["units"] > 1),
         inputs=(layer.inputs[0],),
     )
 
@@ -138,10 +145,15 @@ REDUCE_MANIFEST: tuple[Variant, ...] = (
 )
 
 
-def _fill_softmax(layer: Layer, graph: Graph, isa: Isa, variant: Variant) -> LayerKernel:
+def softmax_orik(layer: Layer, graph: Graph) -> tuple[int, int, int]:
+    """(outer, R, inner) of a SOFTMAX: the dims before, along and after its axis."""
     shape = graph.shape(layer.inputs[0])
     axis = layer.attrs.axis % len(shape)
-    outer, R, inner = prod(shape[:axis]), shape[axis], prod(shape[axis + 1 :])
+    return prod(shape[:axis]), shape[axis], prod(shape[axis + 1 :])
+
+
+def _fill_softmax(layer: Layer, graph: Graph, isa: Isa, variant: Variant) -> LayerKernel:
+    outer, R, inner = softmax_orik(layer, graph)
     return finish(
         op_token="softmax",
         variant=variant,

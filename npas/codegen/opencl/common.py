@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from npas.codegen.host.common import Variant
 from npas.codegen.kernel import ClLaunch, LayerKernel, content_hash
 from npas.codegen.naming import kernel_name
 from npas.codegen.templates import render
@@ -162,6 +163,42 @@ def finish_cl(
         inputs=tuple(inputs),
         isa=ISA,
         cl=ClLaunch(function=function, source=text, global_size=gs, local_size=ls),
+    )
+
+
+def finish_variant(
+    variant: Variant,
+    *,
+    op_token: str,
+    template: str,
+    params: dict[str, Any],
+    inputs: Sequence[str],
+    launch: tuple[Sequence[int], Sequence[int] | None],
+    n_out: int = 1,
+    epilogue: Epilogue | None = None,
+    weights: Sequence[np.ndarray] = (),
+    macs: int = 0,
+    tile: tuple[int, int] | None = None,
+    header: dict[str, Any] | None = None,
+) -> LayerKernel:
+    """finish_cl for a kernel of `variant`: its scheme, one buffer per name of `inputs`, the
+    (global, local) sizes `launch`, the variant's tile unless `tile` names the one a layer
+    really computes, and the variant's params (plus `header`) in the source's header."""
+    return finish_cl(
+        op_token=op_token,
+        scheme=variant.scheme,
+        template=template,
+        params=params,
+        n_in=len(inputs),
+        n_out=n_out,
+        global_size=launch[0],
+        local_size=launch[1],
+        epilogue=epilogue,
+        weights=weights,
+        inputs=inputs,
+        macs=macs,
+        tile=tile or variant.tile,
+        variant=dict(variant.params, **(header or {})),
     )
 
 

@@ -43,7 +43,7 @@ from npas.codegen.opencl import sparse_conv
 from npas.codegen.opencl.common import (
     DEFAULT_GROUP,
     act_cl,
-    finish_cl,
+    finish_variant,
     global_1d,
     pack_filters4,
     pad4,
@@ -159,52 +159,46 @@ def _conv_common(layer: Layer, graph: Graph) -> dict[str, Any]:
     )
 
 
+def _finish_conv(
+    layer: Layer,
+    graph: Graph,
+    variant: Variant,
+    template: str,
+    params: dict[str, Any],
+    launch: tuple[tuple[int, ...], tuple[int, ...]],
+    weight: np.ndarray,
+) -> LayerKernel:
+    """A filter-blocked CONV2D kernel: weights packed by 4 filters per group."""
+    g = conv_geom(layer, graph)
+    return finish_variant(
+        variant,
+        op_token=g.op_token(_conv_family(layer, graph)),
+        template=template,
+        params=params,
+        inputs=g.inputs,
+        launch=launch,
+        epilogue=layer.epilogue,
+        weights=(_pack_groups(weight, g.G), _pad_groups(g.bias, g.G)),
+        macs=g.macs,
+    )
+
+
 def _fill_conv_direct(layer: Layer, graph: Graph, isa: Isa, variant: Variant) -> LayerKernel:
     g = conv_geom(layer, graph)
     p = _conv_common(layer, graph)
     lanes = [[j * g.SW + kx * g.DW for j in range(4)] for kx in range(g.KW)]
     p.update(_row_plan(lanes, -g.PL, (p["OWB"] - 1) * 4 * g.SW - g.PL, g.W).params())
-    glob, loc = work_sizes((p["OWB"] * g.OH, g.G * p["FB"], g.N), variant)
-    return finish_cl(
-        op_token=g.op_token(_conv_family(layer, graph)),
-        scheme=variant.scheme,
-        template="opencl/conv_direct.cl.j2",
-        params=p,
-        n_in=len(g.inputs),
-        n_out=1,
-        global_size=glob,
-        local_size=loc,
-        epilogue=layer.epilogue,
-        weights=(_pack_groups(g.weight, g.G), _pad_groups(g.bias, g.G)),
-        inputs=g.inputs,
-        macs=g.macs,
-        tile=(4, 4),
-        variant=dict(variant.params),
-    )
+    launch = work_sizes((p["OWB"] * g.OH, g.G * p["FB"], g.N), variant)
+    return _finish_conv(layer, graph, variant, "opencl/conv_direct.cl.j2", p, launch, g.weight)
 
 
 def _fill_conv1x1(layer: Layer, graph: Graph, isa: Isa, variant: Variant) -> LayerKernel:
     g = conv_geom(layer, graph)
     p = _conv_common(layer, graph)
     p.update(P=g.P, PQ=_ceil(g.P, 4), tail=g.P % 4 != 0)
-    glob, loc = work_sizes((p["PQ"], g.G * p["FB"], g.N), variant)
+    launch = work_sizes((p["PQ"], g.G * p["FB"], g.N), variant)
     weight = g.weight.reshape(g.F, g.Cg)
-    return finish_cl(
-        op_token=g.op_token(_conv_family(layer, graph)),
-        scheme=variant.scheme,
-        template="opencl/conv_1x1.cl.j2",
-        params=p,
-        n_in=len(g.inputs),
-        n_out=1,
-        global_size=glob,
-        local_size=loc,
-        epilogue=layer.epilogue,
-        weights=(_pack_groups(weight, g.G), _pad_groups(g.bias, g.G)),
-        inputs=g.inputs,
-        macs=g.macs,
-        tile=(4, 4),
-        variant=dict(variant.params),
-    )
+    return _finish_conv(layer, graph, variant, "opencl/conv_1x1.cl.j2", p, launch, weight)
 
 
 def _fill_dwconv(layer: Layer, graph: Graph, isa: Isa, variant: Variant) -> LayerKernel:
@@ -212,44 +206,33 @@ def _fill_dwconv(layer: Layer, graph: Graph, isa: Isa, variant: Variant) -> Laye
     p = _conv_common(layer, graph)
     lanes = [[j * g.SW + kx * g.DW for j in range(4)] for kx in range(g.KW)]
     p.update(_row_plan(lanes, -g.PL, (p["OWB"] - 1) * 4 * g.SW - g.PL, g.W).params())
-    glob, loc = work_sizes((p["OWB"] * g.OH, g.N * g.C), variant)
-    return finish_cl(
+    return finish_variant(
+        variant,
         op_token=g.op_token("dwconv"),
-        scheme=variant.scheme,
         template="opencl/conv_dw.cl.j2",
         params=p,
-        n_in=len(g.inputs),
-        n_out=1,
-        global_size=glob,
-        local_size=loc,
+        inputs=g.inputs,
+        launch=work_sizes((p["OWB"] * g.OH, g.N * g.C), variant),
         epilogue=layer.epilogue,
         weights=(g.weight.reshape(g.C, g.KH * g.KW), g.bias),
-        inputs=g.inputs,
         macs=g.macs,
-        tile=(1, 4),
-        variant=dict(variant.params),
     )
 
 
 def _fill_conv_ref(layer: Layer, graph: Graph, isa: Isa, variant: Variant) -> LayerKernel:
     g = conv_geom(layer, graph)
-    glob, loc = global_1d(g.N * g.F * g.P, variant.param("group", DEFAULT_GROUP))
-    return finish_cl(
+    return finish_variant(
+        variant,
         op_token=g.op_token(_conv_family(layer, graph)),
-        scheme=variant.scheme,
         template="opencl/conv_ref.cl.j2",
         params=dict(
             g.params(), residual=g.residual is not None, act=act_cl(layer.epilogue.act, "acc")
         ),
-        n_in=len(g.inputs),
-        n_out=1,
-        global_size=glob,
-        local_size=loc,
+        inputs=g.inputs,
+        launch=global_1d(g.N * g.F * g.P, variant.param("group", DEFAULT_GROUP)),
         epilogue=layer.epilogue,
         weights=(g.weight, g.bias),
-        inputs=g.inputs,
         macs=g.macs,
-        variant=dict(variant.params),
     )
 
 
@@ -278,6 +261,10 @@ CONV2D_MANIFEST: tuple[Variant, ...] = (
 # CONV_TRANSPOSE2D
 
 
+def _convt_macs(g: dict[str, Any]) -> int:
+    return g["N"] * g["F"] * g["KH"] * g["KW"] * g["Cg"] * g["H"] * g["W"]
+
+
 def _fill_convt(layer: Layer, graph: Graph, isa: Isa, variant: Variant) -> LayerKernel:
     x, weight, bias, residual, g = _convt_parts(layer, graph)
     G, Cg, Fg, KW, DW = g["G"], g["Cg"], g["Fg"], g["KW"], g["DW"]
@@ -299,45 +286,32 @@ def _fill_convt(layer: Layer, graph: Graph, isa: Isa, variant: Variant) -> Layer
     # [C, Fg, KH, KW] -> per group [Fg, Cg, KH, KW], filters packed by 4.
     per_group = [weight[i * Cg : (i + 1) * Cg].transpose(1, 0, 2, 3) for i in range(G)]
     packed = np.concatenate([pack_filters4(w) for w in per_group])
-    glob, loc = work_sizes((OWB * g["OH"], G * FB, g["N"]), variant)
-    inputs = (x, residual) if residual else (x,)
-    return finish_cl(
+    return finish_variant(
+        variant,
         op_token=_convt_token(g),
-        scheme=variant.scheme,
         template="opencl/conv_transpose.cl.j2",
         params=params,
-        n_in=len(inputs),
-        n_out=1,
-        global_size=glob,
-        local_size=loc,
+        inputs=(x, residual) if residual else (x,),
+        launch=work_sizes((OWB * g["OH"], G * FB, g["N"]), variant),
         epilogue=layer.epilogue,
         weights=(packed, _pad_groups(bias, G)),
-        inputs=inputs,
-        macs=g["N"] * g["F"] * g["KH"] * g["KW"] * Cg * g["H"] * g["W"],
-        tile=(4, 4),
-        variant=dict(variant.params),
+        macs=_convt_macs(g),
     )
 
 
 def _fill_convt_ref(layer: Layer, graph: Graph, isa: Isa, variant: Variant) -> LayerKernel:
     x, weight, bias, residual, g = _convt_parts(layer, graph)
-    inputs = (x, residual) if residual else (x,)
     n_out = g["N"] * g["F"] * g["OH"] * g["OW"]
-    glob, loc = global_1d(n_out, variant.param("group", DEFAULT_GROUP))
-    return finish_cl(
+    return finish_variant(
+        variant,
         op_token=_convt_token(g),
-        scheme=variant.scheme,
         template="opencl/conv_transpose_ref.cl.j2",
         params=dict(g, residual=residual is not None, act=act_cl(layer.epilogue.act, "acc")),
-        n_in=len(inputs),
-        n_out=1,
-        global_size=glob,
-        local_size=loc,
+        inputs=(x, residual) if residual else (x,),
+        launch=global_1d(n_out, variant.param("group", DEFAULT_GROUP)),
         epilogue=layer.epilogue,
         weights=(weight, bias),
-        inputs=inputs,
-        macs=g["N"] * g["F"] * g["KH"] * g["KW"] * g["Cg"] * g["H"] * g["W"],
-        variant=dict(variant.params),
+        macs=_convt_macs(g),
     )
 
 
@@ -434,36 +408,47 @@ def _gemm_of(layer: Layer, graph: Graph, pack_b: bool) -> _Gemm:
     return _matmul_gemm(layer, graph, pack_b)
 
 
+def _finish_gemm(
+    layer: Layer,
+    variant: Variant,
+    mm: _Gemm,
+    template: str,
+    params: dict[str, Any],
+    launch: tuple[Sequence[int], Sequence[int]],
+    tile: tuple[int, int] | None = None,
+    header: dict[str, Any] | None = None,
+) -> LayerKernel:
+    return finish_variant(
+        variant,
+        op_token=mm.what,
+        template=template,
+        params=params,
+        inputs=mm.inputs,
+        launch=launch,
+        epilogue=layer.epilogue,
+        weights=mm.weights,
+        macs=prod(mm.batch_dims) * mm.M * mm.N * mm.K,
+        tile=tile,
+        header=header,
+    )
+
+
 def _fill_gemm(layer: Layer, graph: Graph, isa: Isa, variant: Variant) -> LayerKernel:
     mm = _gemm_of(layer, graph, pack_b=True)
     batch = prod(mm.batch_dims)
     MR = min(4, mm.M)
     NB, MB = _ceil(mm.N, 4), _ceil(mm.M, MR)
     KS = _ksplit(mm.K, NB * MB * batch, variant)
-    glob, loc = work_sizes((KS, NB, batch * MB), variant, first=KS)
+    launch = work_sizes((KS, NB, batch * MB), variant, first=KS)
     params = dict(
         what=mm.what, M=mm.M, N=mm.N, K=mm.K, K4=mm.K - mm.K % 4, MR=MR, NB=NB, MB=MB, KS=KS,
-        LOCAL=loc, batch=batch, batch_dims=list(mm.batch_dims), a_bstrides=mm.a_bstrides,
+        LOCAL=launch[1], batch=batch, batch_dims=list(mm.batch_dims), a_bstrides=mm.a_bstrides,
         b_bstrides=mm.b_bstrides, a_ptr=mm.a_ptr, b_ptr=mm.b_ptr, b_packed=mm.b_packed,
         bias=mm.bias_ptr is not None, bias_ptr=mm.bias_ptr, residual=mm.res_ptr is not None,
         res_ptr=mm.res_ptr, act=act_cl(layer.epilogue.act, "v"),
     )  # fmt: skip
-    return finish_cl(
-        op_token=mm.what,
-        scheme=variant.scheme,
-        template="opencl/matmul.cl.j2",
-        params=params,
-        n_in=len(mm.inputs),
-        n_out=1,
-        global_size=glob,
-        local_size=loc,
-        epilogue=layer.epilogue,
-        weights=mm.weights,
-        inputs=mm.inputs,
-        macs=batch * mm.M * mm.N * mm.K,
-        tile=(MR, 4),
-        variant=dict(variant.params, ksplit=KS),
-    )
+    return _finish_gemm(layer, variant, mm, "opencl/matmul.cl.j2", params, launch,
+                        tile=(MR, 4), header={"ksplit": KS})  # fmt: skip
 
 
 def _fill_gemm_ref(layer: Layer, graph: Graph, isa: Isa, variant: Variant) -> LayerKernel:
@@ -477,7 +462,6 @@ def _fill_gemm_ref(layer: Layer, graph: Graph, isa: Isa, variant: Variant) -> La
     else:
         mm = _matmul_gemm(layer, graph, pack_b=False)
     batch = prod(mm.batch_dims)
-    glob, loc = global_1d(batch * mm.M * mm.N, variant.param("group", DEFAULT_GROUP))
     params = dict(
         what=mm.what, M=mm.M, N=mm.N, K=mm.K, batch=batch, batch_dims=list(mm.batch_dims),
         a_bstrides=mm.a_bstrides, b_bstrides=mm.b_bstrides, a_ptr=mm.a_ptr, b_ptr=mm.b_ptr,
@@ -485,21 +469,8 @@ def _fill_gemm_ref(layer: Layer, graph: Graph, isa: Isa, variant: Variant) -> La
         residual=mm.res_ptr is not None, res_ptr=mm.res_ptr,
         act=act_cl(layer.epilogue.act, "acc"),
     )  # fmt: skip
-    return finish_cl(
-        op_token=mm.what,
-        scheme=variant.scheme,
-        template="opencl/matmul_ref.cl.j2",
-        params=params,
-        n_in=len(mm.inputs),
-        n_out=1,
-        global_size=glob,
-        local_size=loc,
-        epilogue=layer.epilogue,
-        weights=mm.weights,
-        inputs=mm.inputs,
-        macs=batch * mm.M * mm.N * mm.K,
-        variant=dict(variant.params),
-    )
+    launch = global_1d(batch * mm.M * mm.N, variant.param("group", DEFAULT_GROUP))
+    return _finish_gemm(layer, variant, mm, "opencl/matmul_ref.cl.j2", params, launch)
 
 
 DENSE_MANIFEST: tuple[Variant, ...] = (

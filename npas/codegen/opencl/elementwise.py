@@ -21,7 +21,7 @@ from npas.codegen.naming import op_token
 from npas.codegen.opencl.common import (
     DEFAULT_GROUP,
     act_cl,
-    finish_cl,
+    finish_variant,
     global_1d,
     layer_unary_cl,
 )
@@ -36,9 +36,10 @@ def _chunks(n: int) -> int:
     return -(-n // LANES)
 
 
-def _group(variant: Variant) -> int:
-    """The work-group size of a layer: the variant's tunable (one place for a tuner to set)."""
-    return int(variant.param("group", DEFAULT_GROUP))
+def _launch(items: int, variant: Variant) -> tuple[tuple[int], tuple[int]]:
+    """A 1-D launch in work-groups of the variant's tunable size (one place for a tuner to
+    set)."""
+    return global_1d(items, int(variant.param("group", DEFAULT_GROUP)))
 
 
 def _variant(fill, ok) -> Variant:
@@ -52,19 +53,13 @@ def _variant(fill, ok) -> Variant:
 def _fill_unary(layer: Layer, graph: Graph, isa: Isa, variant: Variant) -> LayerKernel:
     x = layer.inputs[0]
     total = graph.value(x).size
-    gs, ls = global_1d(_chunks(total), _group(variant))
-    return finish_cl(
+    return finish_variant(
+        variant,
         op_token=op_token(layer.op),
-        scheme=variant.scheme,
         template="opencl/unary.cl.j2",
         params=dict(expr=layer_unary_cl(layer, "x"), total=total),
-        n_in=1,
-        n_out=1,
-        global_size=gs,
-        local_size=ls,
         inputs=(x,),
-        tile=variant.tile,
-        variant=dict(variant.params),
+        launch=_launch(_chunks(total), variant),
     )
 
 
@@ -123,10 +118,9 @@ def _fill_binary(layer: Layer, graph: Graph, isa: Isa, variant: Variant) -> Laye
     residual = layer.epilogue.residual
     inner = bc.inner
     items = prod(bc.outer_dims) * _chunks(inner)
-    gs, ls = global_1d(items, _group(variant))
-    return finish_cl(
+    return finish_variant(
+        variant,
         op_token=op_token(layer.op) + ("" if bc.kind == "same" else bc.kind),
-        scheme=variant.scheme,
         template="opencl/binary.cl.j2",
         params=dict(
             opname=layer.op.value,
@@ -145,15 +139,10 @@ def _fill_binary(layer: Layer, graph: Graph, isa: Isa, variant: Variant) -> Laye
             a_ptr=ptrs[0],
             b_ptr=ptrs[1],
         ),
-        n_in=len(inputs),
-        n_out=1,
-        global_size=gs,
-        local_size=ls,
+        inputs=inputs,
+        launch=_launch(items, variant),
         epilogue=layer.epilogue,
         weights=bc.weights,
-        inputs=inputs,
-        tile=variant.tile,
-        variant=dict(variant.params),
     )
 
 
@@ -189,22 +178,16 @@ def _fill_affine(layer: Layer, graph: Graph, isa: Isa, variant: Variant) -> Laye
         for n in (scale, shift)
     ]
     items = planes * _chunks(inner)
-    gs, ls = global_1d(items, _group(variant))
-    return finish_cl(
+    return finish_variant(
+        variant,
         op_token="channelaffine",
-        scheme=variant.scheme,
         template="opencl/channel_affine.cl.j2",
         params=dict(
             planes=planes, channels=channels, inner=inner, chunks=_chunks(inner), items=items
         ),
-        n_in=1,
-        n_out=1,
-        global_size=gs,
-        local_size=ls,
-        weights=weights,
         inputs=(x,),
-        tile=variant.tile,
-        variant=dict(variant.params),
+        launch=_launch(items, variant),
+        weights=weights,
     )
 
 

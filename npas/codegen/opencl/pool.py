@@ -14,7 +14,7 @@ from __future__ import annotations
 from npas.codegen.host.common import Variant, prod
 from npas.codegen.host.pool import _MODE, _geom, _token
 from npas.codegen.kernel import LayerKernel
-from npas.codegen.opencl.common import DEFAULT_GROUP, act_cl, finish_cl, global_1d
+from npas.codegen.opencl.common import DEFAULT_GROUP, act_cl, finish_variant, global_1d
 from npas.codegen.opencl.reduce import ROW_GROUP, fill_rows
 from npas.codegen.target import Isa
 from npas.ir.attrs import PoolAttrs
@@ -28,11 +28,10 @@ def _fill_pool(layer: Layer, graph: Graph, isa: Isa, variant: Variant) -> LayerK
     a: PoolAttrs = layer.attrs
     chunks = -(-g.OW // LANES)
     items = g.N * g.C * g.OH * chunks
-    gs, ls = global_1d(items, int(variant.param("group", DEFAULT_GROUP)))
     cip = a.count_include_pad
-    return finish_cl(
+    return finish_variant(
+        variant,
         op_token=_token(layer),
-        scheme=variant.scheme,
         template="opencl/pool.cl.j2",
         params=dict(
             g.params(),
@@ -46,14 +45,9 @@ def _fill_pool(layer: Layer, graph: Graph, isa: Isa, variant: Variant) -> LayerK
             hi_x=g.W + g.PR if cip else g.W,
             act=act_cl(layer.epilogue.act, "r"),
         ),
-        n_in=1,
-        n_out=1,
-        global_size=gs,
-        local_size=ls,
-        epilogue=layer.epilogue,
         inputs=(layer.inputs[0],),
-        tile=variant.tile,
-        variant=dict(variant.params),
+        launch=global_1d(items, int(variant.param("group", DEFAULT_GROUP))),
+        epilogue=layer.epilogue,
     )
 
 

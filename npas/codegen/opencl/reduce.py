@@ -10,10 +10,10 @@ Reductions whose axes do not collapse to that form use a plain strided kernel (s
 
 from __future__ import annotations
 
-from npas.codegen.host.common import Variant, prod
-from npas.codegen.host.reduce import _MODE, _orik, _strides
+from npas.codegen.host.common import Variant
+from npas.codegen.host.reduce import _MODE, _orik, softmax_orik, strided_walk
 from npas.codegen.kernel import LayerKernel
-from npas.codegen.opencl.common import clfloat, finish_cl, global_1d
+from npas.codegen.opencl.common import clfloat, finish_variant, global_1d
 from npas.codegen.target import Isa
 from npas.ir.attrs import AxisAttrs, ReduceAttrs
 from npas.ir.graph import Graph, Layer
@@ -41,6 +41,11 @@ def _largest(variant: Variant) -> int:
     return group
 
 
+def _row_launch(rows: int, group: int) -> tuple[tuple[int], tuple[int]]:
+    """One work-group of `group` items per row."""
+    return (max(rows, 1) * group,), (group,)
+
+
 def fill_rows(
     *,
     op_token: str,
@@ -53,20 +58,15 @@ def fill_rows(
 ) -> LayerKernel:
     """out[r] = mode (max | sum | mean) over the R contiguous elements of row r of `x`."""
     group = row_group(R, _largest(variant))
-    return finish_cl(
+    return finish_variant(
+        variant,
         op_token=op_token,
-        scheme=variant.scheme,
         template="opencl/reduce_rows.cl.j2",
         params=dict(
             what=what, mode=mode, rows=rows, R=R, group=group, scale=clfloat(1.0 / max(R, 1))
         ),
-        n_in=1,
-        n_out=1,
-        global_size=(max(rows, 1) * group,),
-        local_size=(group,),
         inputs=(x,),
-        tile=variant.tile,
-        variant=dict(variant.params),
+        launch=_row_launch(rows, group),
     )
 
 
@@ -85,10 +85,9 @@ def _fill_reduce(layer: Layer, graph: Graph, isa: Isa, variant: Variant) -> Laye
         )  # fmt: skip
     chunks = -(-inner // LANES)
     items = outer * chunks
-    gs, ls = global_1d(items, _largest(variant))
-    return finish_cl(
+    return finish_variant(
+        variant,
         op_token=token,
-        scheme=variant.scheme,
         template="opencl/reduce_cols.cl.j2",
         params=dict(
             mode=mode,
@@ -99,47 +98,21 @@ def _fill_reduce(layer: Layer, graph: Graph, isa: Isa, variant: Variant) -> Laye
             items=items,
             scale=clfloat(1.0 / R),
         ),
-        n_in=1,
-        n_out=1,
-        global_size=gs,
-        local_size=ls,
         inputs=(layer.inputs[0],),
-        tile=variant.tile,
-        variant=dict(variant.params),
+        launch=global_1d(items, _largest(variant)),
     )
 
 
 def _fill_reduce_ref(layer: Layer, graph: Graph, isa: Isa, variant: Variant) -> LayerKernel:
-    shape = graph.shape(layer.inputs[0])
-    rank = len(shape)
-    axes = layer.attrs.axes
-    red = {a % rank for a in axes} if axes else set(range(rank))
-    strides = _strides(shape)
-    kept = [(shape[d], strides[d]) for d in range(rank) if d not in red]
-    reduced = [(shape[d], strides[d]) for d in range(rank) if d in red]
-    units = prod([n for n, _ in kept])
-    count = prod([n for n, _ in reduced])
-    gs, ls = global_1d(units, _largest(variant))
-    return finish_cl(
+    walk = strided_walk(layer, graph)
+    count = walk["reduced"]
+    return finish_variant(
+        variant,
         op_token=layer.op.value.replace("_", ""),
-        scheme=variant.scheme,
         template="opencl/reduce_ref.cl.j2",
-        params=dict(
-            mode=_MODE[layer.op],
-            kept_dims=[n for n, _ in kept],
-            kept_strides=[s for _, s in kept],
-            red_dims=[n for n, _ in reduced],
-            red_strides=[s for _, s in reduced],
-            reduced=count,
-            units=units,
-            scale=clfloat(1.0 / max(count, 1)),
-        ),
-        n_in=1,
-        n_out=1,
-        global_size=gs,
-        local_size=ls,
+        params=dict(walk, scale=clfloat(1.0 / max(count, 1))),
         inputs=(layer.inputs[0],),
-        variant=dict(variant.params),
+        launch=global_1d(walk["units"], _largest(variant)),
     )
 
 
@@ -162,29 +135,22 @@ REDUCE_MANIFEST: tuple[Variant, ...] = (
 
 
 def _fill_softmax(layer: Layer, graph: Graph, isa: Isa, variant: Variant) -> LayerKernel:
-    shape = graph.shape(layer.inputs[0])
-    axis = layer.attrs.axis % len(shape)
-    outer, R, inner = prod(shape[:axis]), shape[axis], prod(shape[axis + 1 :])
+    outer, R, inner = softmax_orik(layer, graph)
     chunks = -(-inner // LANES)
     items = outer * chunks
     if inner == 1:
         group = row_group(R, _largest(variant))
-        gs, ls = (max(outer, 1) * group,), (group,)
+        launch = _row_launch(outer, group)
     else:
         group = 0
-        gs, ls = global_1d(items, _largest(variant))
-    return finish_cl(
+        launch = global_1d(items, _largest(variant))
+    return finish_variant(
+        variant,
         op_token="softmax",
-        scheme=variant.scheme,
         template="opencl/softmax.cl.j2",
         params=dict(R=R, outer=outer, inner=inner, chunks=chunks, items=items, group=group),
-        n_in=1,
-        n_out=1,
-        global_size=gs,
-        local_size=ls,
         inputs=(layer.inputs[0],),
-        tile=variant.tile,
-        variant=dict(variant.params),
+        launch=launch,
     )
 
 

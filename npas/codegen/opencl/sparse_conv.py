@@ -51,13 +51,14 @@ import numpy as np
 from npas.codegen.host.common import Variant
 from npas.codegen.host.sparse_conv import (
     SCHEME_TOKENS,
+    _block_layout,
     _consistent,
     _conv_geom,
     _dense_operands,
     _mode,
 )
 from npas.codegen.kernel import LayerKernel
-from npas.codegen.opencl.common import act_cl, finish_cl, round_up
+from npas.codegen.opencl.common import act_cl, finish_variant, round_up
 from npas.codegen.target import Isa
 from npas.ir.graph import Graph, Layer, Sparsity
 from npas.ir.ops import Op
@@ -133,19 +134,32 @@ def _geometry_ok(g: ConvGeom, scheme: str) -> bool:
     return g.G == 1  # block-punched
 
 
+def _serves(
+    layer: Layer,
+    scheme: str,
+    weight_of: Callable[[], np.ndarray | None],
+    max_kept: dict[str, float],
+) -> bool:
+    """The selection rule above, for a layer whose weight `weight_of()` gives (None where
+    the layer's geometry has no kernel of this scheme)."""
+    if layer.sparsity is None or layer.sparsity.scheme != scheme:
+        return False
+    mode = _mode()
+    if mode == "dense":
+        return False
+    weight = weight_of()
+    if weight is None or not _consistent(layer.sparsity, weight, scheme):
+        return False
+    return mode == "sparse" or kept_fraction(layer.sparsity) <= max_kept[scheme]
+
+
 def _conv_ok(scheme: str) -> Callable[[Layer, Graph, Isa], bool]:
     def can_serve(layer: Layer, graph: Graph, isa: Isa) -> bool:
-        if layer.sparsity is None or layer.sparsity.scheme != scheme:
-            return False
-        mode = _mode()
-        if mode == "dense":
-            return False
-        g = _conv_geom(layer, graph)
-        if g is None or not _geometry_ok(g, scheme):
-            return False
-        if not _consistent(layer.sparsity, g.weight, scheme):
-            return False
-        return mode == "sparse" or kept_fraction(layer.sparsity) <= _AUTO_MAX_KEPT[scheme]
+        def weight() -> np.ndarray | None:
+            g = _conv_geom(layer, graph)
+            return g.weight if g is not None and _geometry_ok(g, scheme) else None
+
+        return _serves(layer, scheme, weight, _AUTO_MAX_KEPT)
 
     return can_serve
 
@@ -154,15 +168,12 @@ def _fc_ok(scheme: str) -> Callable[[Layer, Graph, Isa], bool]:
     def can_serve(layer: Layer, graph: Graph, isa: Isa) -> bool:
         from npas.codegen.host.conv import _dense_ok
 
-        if layer.sparsity is None or layer.sparsity.scheme != scheme or layer.op is not Op.DENSE:
-            return False
-        mode = _mode()
-        if mode == "dense" or not _dense_ok(layer, graph, isa):
-            return False
-        _, weight, _, _, _ = _dense_operands(layer, graph)
-        if not _consistent(layer.sparsity, weight, scheme):
-            return False
-        return mode == "sparse" or kept_fraction(layer.sparsity) <= _AUTO_MAX_KEPT_FC[scheme]
+        def weight() -> np.ndarray | None:
+            if not _dense_ok(layer, graph, isa):
+                return None
+            return _dense_operands(layer, graph)[1]
+
+        return layer.op is Op.DENSE and _serves(layer, scheme, weight, _AUTO_MAX_KEPT_FC)
 
     return can_serve
 
@@ -327,6 +338,30 @@ def direct_tables(g: ConvGeom, sp: Sparsity) -> DirectTables:
                         digits(int(quads.max())))  # fmt: skip
 
 
+def _finish_conv(
+    layer: Layer,
+    g: ConvGeom,
+    variant: Variant,
+    template: str,
+    params: dict[str, Any],
+    launch: tuple[tuple[int, ...], tuple[int, ...]],
+    weights: tuple[np.ndarray, ...],
+    tile: tuple[int, int],
+) -> LayerKernel:
+    return finish_variant(
+        variant,
+        op_token=_token(g),
+        template=template,
+        params=params,
+        inputs=g.inputs,
+        launch=launch,
+        epilogue=layer.epilogue,
+        weights=weights,
+        macs=g.macs,
+        tile=tile,
+    )
+
+
 def _fill_direct(layer: Layer, graph: Graph, isa: Isa, variant: Variant) -> LayerKernel:
     g = _conv_geom(layer, graph)
     assert g is not None and layer.sparsity is not None
@@ -345,34 +380,14 @@ def _fill_direct(layer: Layer, graph: Graph, isa: Isa, variant: Variant) -> Laye
         DQ=tables.dq, ES=tables.entry_floats, residual=g.residual is not None,
         act=act_cl(layer.epilogue.act, "v"),
     )  # fmt: skip
-    return finish_cl(
-        op_token=_token(g),
-        scheme=variant.scheme,
-        template="opencl/sparse_direct.cl.j2",
-        params=params,
-        n_in=len(g.inputs),
-        n_out=1,
-        global_size=(round_up(nt, lx), tables.quads.shape[0], g.N),
-        local_size=(lx, 1, 1),
-        epilogue=layer.epilogue,
-        weights=(entries, quads, _bias(g.bias, g.F, 4)),
-        inputs=g.inputs,
-        macs=g.macs,
-        tile=(4, px),
-        variant=dict(variant.params),
-    )
+    weights = (entries, quads, _bias(g.bias, g.F, 4))
+    launch = (round_up(nt, lx), tables.quads.shape[0], g.N), (lx, 1, 1)
+    return _finish_conv(layer, g, variant, "opencl/sparse_direct.cl.j2", params, launch, weights,
+                        tile=(4, px))  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------------------
 # Units: filter blocks 4 * FV filters at a time over the block's kept pairs (block schemes)
-
-
-def _block_layout(w: np.ndarray, sp: Sparsity, mr: int) -> lay.BlockLayout:
-    assert sp.mask is not None
-    packed = pack(np.where(sp.mask, w, 0).astype(np.float32), sp)
-    if sp.scheme == "block":
-        return lay.block_layout(packed, mr)
-    return lay.block_punched_layout(packed, mr)
 
 
 def _filter_vectors(bl: lay.BlockLayout, variant: Variant) -> int:
@@ -435,27 +450,15 @@ def _fill_block(layer: Layer, graph: Graph, isa: Isa, variant: Variant) -> Layer
         PX=px, NT=nt, NTX=ntx, flat=flat, pad=_padded(g), taps=taps, FV=fv, DU=du, DC=dc,
         PS=pairs.shape[1], residual=g.residual is not None, act=act_cl(layer.epilogue.act, "v"),
     )  # fmt: skip
-    return finish_cl(
-        op_token=_token(g),
-        scheme=variant.scheme,
-        template="opencl/sparse_block.cl.j2",
-        params=params,
-        n_in=len(g.inputs),
-        n_out=1,
-        global_size=(round_up(nt, lx), nunits, g.N),
-        local_size=(lx, 1, 1),
-        epilogue=layer.epilogue,
-        weights=(
-            np.concatenate([weights, np.zeros(4 * fv, np.float32)]),
-            pairs.reshape(-1),
-            encode(units, du).reshape(-1),
-            _bias(g.bias, g.F, 4 * fv),
-        ),
-        inputs=g.inputs,
-        macs=g.macs,
-        tile=(4 * fv, px),
-        variant=dict(variant.params),
+    blobs = (
+        np.concatenate([weights, np.zeros(4 * fv, np.float32)]),
+        pairs.reshape(-1),
+        encode(units, du).reshape(-1),
+        _bias(g.bias, g.F, 4 * fv),
     )
+    launch = (round_up(nt, lx), nunits, g.N), (lx, 1, 1)
+    return _finish_conv(layer, g, variant, "opencl/sparse_block.cl.j2", params, launch, blobs,
+                        tile=(4 * fv, px))  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------------------
@@ -524,21 +527,17 @@ def _fill_fc(layer: Layer, graph: Graph, isa: Isa, variant: Variant) -> LayerKer
         M=m, C=c, F=f, MB=mb, LR=lr, FV=fv, DU=du, DC=dc, block=block,
         residual=residual is not None, act=act_cl(layer.epilogue.act, "v"),
     )  # fmt: skip
-    return finish_cl(
+    return finish_variant(
+        variant,
         op_token="dense",
-        scheme=variant.scheme,
         template="opencl/sparse_fc.cl.j2",
         params=params,
-        n_in=2 if residual else 1,
-        n_out=1,
-        global_size=(lr, units.shape[0], -(-m // mb)),
-        local_size=(lr, 1, 1),
+        inputs=(x, residual) if residual else (x,),
+        launch=((lr, units.shape[0], -(-m // mb)), (lr, 1, 1)),
         epilogue=layer.epilogue,
         weights=weights,
-        inputs=(x, residual) if residual else (x,),
         macs=m * f * c,
         tile=(tile_rows, mb),
-        variant=dict(variant.params),
     )
 
 
