@@ -103,6 +103,16 @@ CONV_CASES = {
         1, 12, 10, 9, 6, (3, 3), "pattern", 3.0, pads=(0, 2, 1, 0), params={"entries": 5}
     ),
     "pattern_7x7": SparseConv(1, 16, 7, 7, 24, (3, 3), "pattern", 6.0, pads=P1),
+    # outputs at most half a vector wide: half-vector rows in q-space tiles
+    "pattern_narrow": SparseConv(
+        1, 12, 9, 4, 10, (3, 3), "pattern", 6.0, pads=P1, residual=True, act="relu"
+    ),
+    "pattern_narrow_s2": SparseConv(2, 7, 13, 7, 9, (3, 3), "pattern", 5.0, (2, 2), P1),
+    "csr_narrow": SparseConv(1, 9, 6, 4, 8, (3, 3), "unstructured", 3.0, pads=P1),
+    # 14 rows: two row tiles of 7 (the taller tile that wastes no rows)
+    "pattern_14rows": SparseConv(
+        1, 10, 14, 14, 9, (3, 3), "pattern", 6.0, pads=P1, residual=True, act="relu"
+    ),
     "pattern_blocks": SparseConv(
         1, 96, 16, 40, 20, (3, 3), "pattern", 6.0, pads=P1, residual=True, act="relu6"
     ),
@@ -215,6 +225,9 @@ PLAN_CASES = {
     "q_5entry": ("pattern_5entry", ("q", 1, 2), 1024),
     "csr_q_d2": ("csr_3x3_d2", ("q", 1, 3), 1024),
     "csr_rows_blocks": ("csr_1x1", ("rows", 2, 2), 1024),
+    "qr_2_s2": ("pattern_narrow_s2", ("qr", 1, 2), 0),
+    "qr_1_blocks": ("pattern_narrow", ("qr", 1, 1), 1024),
+    "csr_qr_blocks": ("csr_narrow", ("qr", 1, 1), 512),
 }
 
 
@@ -279,11 +292,27 @@ def test_direct_tile_kinds(name: str, isa: str) -> None:
 def test_direct_plan_choice() -> None:
     # Aligned row tiles where they waste few lanes, q-space tiles for small outputs.
     for (c, hw, isa, kind) in [(64, 56, AVX512, "rows"), (256, 14, AVX512, "rows"),
-                               (512, 7, AVX512, "q"), (512, 7, AVX2, "rows")]:  # fmt: skip
+                               (512, 7, AVX512, "qr"), (512, 7, AVX2, "rows")]:  # fmt: skip
         layer, graph, _, _ = SparseConv(1, c, hw, hw, 8, (3, 3), "pattern", 6.0, pads=P1).build()
         plan = sc.direct_plan(conv_geom(layer, graph), 4, isa)
         assert plan.kind == kind, (c, hw, isa.name, plan)
         assert plan.RB * plan.U + 4 + 4 <= isa.registers
+        if kind == "rows":
+            # 4 rows where they divide the height, else the taller tile wasting fewer rows
+            assert plan.RB == (4 if hw % 4 == 0 else 7), (c, hw, isa.name, plan)
+    # Half-vector rows need outputs at most half a vector wide.
+    layer, graph, _, _ = SparseConv(1, 8, 9, 9, 8, (3, 3), "pattern", 6.0, pads=P1).build()
+    with pytest.raises(NpasError, match="at most 4 wide"):
+        sc.make_plan(conv_geom(layer, graph), AVX2, "qr", 1, 1)
+
+
+def test_tile_rows() -> None:
+    # The fewest rows (4 by default, at most 7 and the register cap) computing fewest rows
+    # past the output.
+    cases = {(56, 20): 4, (28, 20): 4, (14, 20): 7, (9, 20): 5, (11, 20): 4, (7, 20): 7,
+             (3, 20): 3, (1, 20): 1, (14, 6): 5, (14, 3): 3, (14, 0): 1}  # fmt: skip
+    for (oh, cap), rb in cases.items():
+        assert sc._tile_rows(oh, cap) == rb, (oh, cap)
 
 
 @pytest.mark.parametrize("act", list(ACTS))

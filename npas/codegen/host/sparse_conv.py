@@ -7,7 +7,9 @@ cost model only where it is expected to beat the best dense kernel of the layer.
   that pattern (the filter-kernel reorder, npas.passes.layout, sorts them so); each input
   vector a pattern's taps need over the RB rows is loaded once and feeds every (row, tap)
   that reads it. Input comes from padded phase planes (npas/window.h), so strides and pads
-  need no bounds checks.
+  need no bounds checks. The kernels' weights and offsets are stored in the order a tile
+  reads them (channel block by channel block, every filter within each: _block_major), so
+  they stream sequentially when a layer's weights come cold from memory.
 - unstructured: the same template, with one "pattern" of one weight: CSR per filter.
 - block-punched (any kernel) and block (1x1): conv_block_sparse.cpp.j2. Filter block i is a
   dense GEMM Y[bf filters] = A_i * B_i over its kept (channel, position) pairs, on the shared
@@ -150,19 +152,26 @@ def _conv_ok(scheme: str) -> Callable[[Layer, Graph, Isa], bool]:
 # tile computes past the output (DirectPlan.valid). Measured efficiencies, relative to the
 # dense GEMM: the block kernels (the same micro-kernel) ~85%; the direct kernels (pattern,
 # unstructured), which reuse an input vector over a few rows of one filter only, ~60% on row
-# tiles, ~50% on q-space tiles (their loads split cache lines); they run faster the more
-# kernels a filter keeps (pattern at 2.25x: ~75%), which the model ignores, erring on the
-# dense side. A sparse kernel is chosen when its time is below _MARGIN x the best dense time:
-# the model is within ~25% on the calibration layers, and a wrong sparse choice costs more
-# than a missed one.
+# tiles, ~35-40% on q-space tiles (their loads split cache lines; half-vector rows split a
+# third of them; unstructured "qr" keeps the "q" rate, unmeasured beyond ResNet-50's 7x7,
+# where it runs ~25% faster); they run faster the more kernels a filter keeps (pattern at
+# 2.25x: ~75%), which the model ignores, erring on the dense side. On this host the direct
+# kernels are bound by loads (~1.3 vector loads or broadcasts per cycle retire with FMAs; a
+# pattern kernel over 4 rows x 2 vectors issues 31 load uops for its 32 FMAs), so they stay
+# well below the GEMM's FMA rate. A sparse kernel is chosen when its time is below _MARGIN x
+# the best dense time: the model is within ~25% on the calibration layers (stride-2 row tiles
+# excepted: ~40% optimistic, still well past dense at 5x and above), and a wrong sparse
+# choice costs more than a missed one.
 _DENSE_RATE = 5.25e9
 _WINOGRAD_GAIN = 2.1
 _BLOCK_RATE = 4.5e9
 _DIRECT_RATE = {
     ("pattern", "rows"): 3.2e9,
-    ("pattern", "q"): 2.6e9,
+    ("pattern", "q"): 1.9e9,
+    ("pattern", "qr"): 2.1e9,
     ("unstructured", "rows"): 2.8e9,
     ("unstructured", "q"): 2.0e9,
+    ("unstructured", "qr"): 2.0e9,
 }
 _STAGE_S_PER_FLOAT = 0.13e-9 * 16  # per float copied into planes, per lane
 _OUTPUT_S_PER_FLOAT = 0.14e-9  # writing the output (bandwidth: not per lane)
@@ -249,7 +258,9 @@ class DirectPlan:
       plane (ky * DH % SH, kx * DW), row oy + ky * DH // SH); no load splits a cache line;
     - "q": the phase planes (one per (row phase, column phase)), a tile is U vectors of
       q-space columns q = oy * WA + ox (plane-wide rows, ox >= OW dropped): taps are unaligned
-      runs at fixed offsets, but a small output wastes few lanes."""
+      runs at fixed offsets, but a small output wastes few lanes;
+    - "qr": outputs at most L / 2 wide: the "rows" planes at WA = L / 2, tiled as "q" (a vector
+      spans two output rows); taps at even row shifts are aligned."""
 
     kind: str
     RB: int
@@ -267,7 +278,7 @@ class DirectPlan:
 
     def ntiles(self, g: ConvGeom) -> tuple[int, int]:
         """(tiles, column tiles per row of tiles)."""
-        if self.kind == "q":
+        if self.kind in ("q", "qr"):
             return _ceil(g.OH * self.WA, self.U * self.L), 0
         nct = self.WA // (self.U * self.L)
         return _ceil(g.OH, self.RB) * nct, nct
@@ -279,6 +290,9 @@ class DirectPlan:
 
     def window(self, g: ConvGeom) -> int:
         """Floats of one channel's planes a tile reads."""
+        if self.kind == "qr":
+            shift = (g.KH - 1) * g.DH // g.SH * self.WA
+            return len(self.copies) * _round_up(self.U * self.L + shift, 16)
         if self.kind == "q":
             span = (g.KH - 1) * g.DH // g.SH * self.WA + (g.KW - 1) * g.DW // g.SW
             return len(self.copies) * _round_up(self.U * self.L + span, 16)
@@ -288,6 +302,24 @@ class DirectPlan:
 def make_plan(g: ConvGeom, isa: Isa, kind: str, rb: int, u: int) -> DirectPlan:
     L = isa.vector_floats
     taps = [(ky, kx) for ky in range(g.KH) for kx in range(g.KW)]
+    if kind == "qr":
+        # Narrow outputs (OW <= L / 2): the row layout (one plane per (row phase, kx), taps at
+        # row shifts) at half a vector per row, tiled as q-space (a vector spans two output
+        # rows): taps whose row shift is even stay aligned, and a tap's rows ky and ky + 2
+        # share loads between neighbouring vectors.
+        wa = L // 2
+        if g.OW > wa:
+            raise NpasError(f"a 'qr' tile needs outputs at most {wa} wide (L / 2), not {g.OW}")
+        phases = sorted({ky * g.DH % g.SH for ky in range(g.KH)})
+        copies = tuple((a, kx * g.DW) for a in phases for kx in range(g.KW))
+        shift = (g.KH - 1) * g.DH // g.SH
+        hq = _ceil(_round_up(g.OH * wa, u * L), wa) + shift
+        ps = _round_up(hq * wa, 16)
+        tap_off = tuple(
+            copies.index((ky * g.DH % g.SH, kx * g.DW)) * ps + (ky * g.DH // g.SH) * wa
+            for ky, kx in taps
+        )
+        return DirectPlan(kind, 1, u, L, copies, hq, wa, ps, tap_off)
     if kind == "q":
         pl = plan_planes(g.OH, g.OW, g.KH, g.KW, g.SH, g.SW, g.DH, g.DW)
         copies = tuple(zip(pl.phases[0::2], pl.phases[1::2], strict=True))
@@ -320,25 +352,47 @@ def _weight_regs(isa: Isa, e: int) -> int:
 # Measured on the AVX-512 host (pattern, 6x, the 3x3 layers of ResNet-50 and VGG-16): row
 # tiles of 4 output rows with aligned taps run ~1.25x faster per computed lane than q-space
 # tiles (whose loads split cache lines), and 4 rows beat 2, 7 or 8 (taller tiles widen each
-# channel's slice, so fewer channels share L1); 4 vectors per q-space tile beat 2, 3 and 6.
+# channel's slice, so fewer channels share L1) where 4 divides the output height; where it
+# does not, up to _MAX_ROWS rows that waste fewer rows win (14x14: 2 tiles of 7 rows run
+# ~3-4% faster than 4 of 4, whose last tile computes 2 rows past the output); 4 vectors per
+# q-space tile beat 2, 3 and 6.
 _ALIGNED_GAIN = 1.25
 _ROWS = 4
+_MAX_ROWS = 7
 _Q_VECTORS = 4
 
 
+def _tile_rows(oh: int, cap: int) -> int:
+    """Rows of a row tile: _ROWS, or the fewest rows up to _MAX_ROWS (and `cap`) that waste
+    fewer computed rows past the output."""
+    best = max(1, min(_ROWS, oh, cap))
+    for rb in range(best + 1, min(_MAX_ROWS, oh, cap) + 1):
+        if _round_up(oh, rb) < _round_up(oh, best):
+            best = rb
+    return best
+
+
 def direct_plan(g: ConvGeom, e: int, isa: Isa) -> DirectPlan:
-    """Row tiles where they waste few lanes, else q-space tiles: the plan with the most
-    useful lanes per computed lane, weighted by the aligned tiles' measured gain. `e`:
+    """Row tiles where they waste few lanes, else q-space tiles (half-vector rows for
+    unstrided outputs at most half a vector wide): the plan with the most useful lanes per
+    computed lane, weighted by the aligned tiles' measured gain. `e`:
     weights per kernel (their registers leave the rest to the accumulators)."""
     L = isa.vector_floats
     budget = max(1, isa.registers - _weight_regs(isa, e) - 4)
     rows = []
     for u in range(1, min(4, _ceil(g.OW, L), budget) + 1):
-        rb = max(1, min(_ROWS, g.OH, budget // u))
+        rb = _tile_rows(g.OH, budget // u)
         rows.append(make_plan(g, isa, "rows", rb, u))
     best_rows = max(rows, key=lambda p: (p.valid(g), p.U))
     u = max(1, min(_Q_VECTORS, budget, _ceil(g.P, L)))
     q = make_plan(g, isa, "q", 1, u)
+    if 2 * g.OW <= L and g.SH == 1:
+        # Half-vector rows beat the phase plane where they waste no more lanes (measured:
+        # ResNet-50's 7x7 layers ~5% faster); strided, their planes per row phase cost more
+        # L1 than their aligned loads save.
+        qr = make_plan(g, isa, "qr", 1, max(1, min(_Q_VECTORS, budget, _ceil(g.OH * L // 2, L))))
+        if qr.valid(g) >= q.valid(g):
+            q = qr
     return best_rows if _ALIGNED_GAIN * best_rows.valid(g) >= q.valid(g) else q
 
 
@@ -370,6 +424,24 @@ def _direct_layout(g: ConvGeom, sp: Sparsity, block: int | None = None) -> lay.K
     if sp.scheme == "pattern":
         return lay.filter_kernel_reorder(packed, block)
     return lay.csr_reorder(packed, block)
+
+
+def _block_major(starts: np.ndarray, nblocks: int) -> tuple[np.ndarray, np.ndarray]:
+    """The kernels in the order the direct kernels read them: a tile runs channel block by
+    channel block, every filter slot within each, so the kernels of (slot s, block b) are
+    stored block-major and each block's weights stream sequentially (the layout stores them
+    slot-major). Returns (order: layout kernel index of each stored kernel, first: [F * nblocks
+    + 1] first stored kernel of segment s * nblocks + b, then the total)."""
+    starts = np.asarray(starts, np.int64)
+    nseg = starts.size - 1
+    seg = np.arange(nseg).reshape(-1, nblocks).T.reshape(-1)  # segments in reading order
+    lens = np.diff(starts)[seg]
+    new0 = np.concatenate([[0], np.cumsum(lens)])
+    first = np.empty(nseg + 1, np.int64)
+    first[seg] = new0[:-1]
+    first[-1] = new0[-1]
+    order = np.repeat(starts[:-1][seg] - new0[:-1], lens) + np.arange(new0[-1])
+    return order, first
 
 
 def _fill_direct(layer: Layer, graph: Graph, isa: Isa, variant: Variant) -> LayerKernel:
@@ -406,7 +478,7 @@ def _fill_direct(layer: Layer, graph: Graph, isa: Isa, variant: Variant) -> Laye
         E=layout.entries,
         K=len(patterns),
         NB=layout.nblocks,
-        kind=plan.kind,
+        kind="q" if plan.kind == "qr" else plan.kind,
         NTILES=ntiles,
         NCT=nct,
         NSB=min(ntiles, 16),
@@ -420,13 +492,14 @@ def _fill_direct(layer: Layer, graph: Graph, isa: Isa, variant: Variant) -> Laye
         residual=g.residual is not None,
         act=act_expr(layer.epilogue.act, "x", vector=True),
     )
+    order, first = _block_major(layout.starts, layout.nblocks)
     weights = (
-        _floats(layout.weights, L),
+        _floats(layout.weights[order], L),
         g.bias,
-        _ints(koff),
+        _ints(koff[order]),
         _ints(layout.filters),
         _ints(layout.runs),
-        _ints(layout.starts),
+        _ints(first),
         _ints(layout.starts[:: layout.nblocks]),
     )
     part_floats = g.F * plan.RB * plan.U * L if layout.nblocks > 1 else 0
