@@ -100,13 +100,10 @@ def force_isa(found: Isa, arch: str, forced: str, what: str) -> Isa:
 
 
 @functools.cache
-def host_isa() -> Isa:
+def detected_isa() -> Isa:
     """The best ISA this machine runs: AVX-512 (F/BW/DQ/VL), then AVX2+FMA, else scalar on
     x86-64; NEON (with the ARMv8.1 atomics that -march=armv8.2-a code may use) on aarch64.
-    NPAS_ISA (knobs) may force a lower one."""
-    from npas import knobs
-
-    forced = knobs.ISA.get().strip().lower()
+    Read from /proc/cpuinfo once per process."""
     arch = _machine()
     flags = _cpu_flags()
     found = SCALAR
@@ -117,9 +114,18 @@ def host_isa() -> Isa:
             found = AVX512
     elif arch == "aarch64" and {"asimd", "atomics"} <= flags:
         found = NEON
-    if forced:
-        return force_isa(found, arch, forced, "this CPU")
     return found
+
+
+def host_isa() -> Isa:
+    """detected_isa(), lowered by NPAS_ISA (knobs), which is read at every call: a process
+    that sets it for one compile does not keep it for the next."""
+    from npas import knobs
+
+    forced = knobs.ISA.get().strip().lower()
+    if forced:
+        return force_isa(detected_isa(), _machine(), forced, "this CPU")
+    return detected_isa()
 
 
 def _host() -> Target:

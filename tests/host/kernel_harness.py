@@ -38,7 +38,7 @@ import numpy as np
 from npas.codegen.kernel import LayerKernel
 from npas.codegen.lower import lower_layer
 from npas.codegen.naming import parse_kernel_name
-from npas.codegen.target import AVX2, AVX512, NEON, SCALAR, Isa, Target, get_target, host_isa
+from npas.codegen.target import AVX2, AVX512, NEON, SCALAR, Isa, Target, detected_isa, get_target
 from npas.ir.attrs import Activation, Epilogue, NoAttrs
 from npas.ir.graph import Graph, Layer, Value
 from npas.ir.ops import Op
@@ -115,13 +115,8 @@ ISAS = {i.name: i for i in (SCALAR, AVX2, AVX512)}
 
 
 def best_isa() -> Isa:
-    """The best ISA of this CPU, whatever NPAS_ISA says (host_isa caches its first answer)."""
-    saved = os.environ.pop("NPAS_ISA", None)
-    try:
-        return host_isa.__wrapped__()
-    finally:
-        if saved is not None:
-            os.environ["NPAS_ISA"] = saved
+    """The best ISA of this CPU, whatever NPAS_ISA says."""
+    return detected_isa()
 
 
 def target_for(isa: str) -> Target:

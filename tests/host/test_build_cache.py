@@ -262,3 +262,14 @@ def test_cache_evicts_least_recently_used_builds(
     g3, _ = chain_graph([2.0], name="lru_c")
     cm = npas.compile(g3, lower=toy_lower())
     assert [p.name for p in builds.iterdir() if not p.name.startswith(".")] == [cm.compile_info.key]
+
+
+def test_npas_isa_is_read_at_every_call(monkeypatch) -> None:
+    """A process that forces NPAS_ISA for one compile does not keep it for the next (the CPU
+    detection is cached, the knob is not)."""
+    from npas.codegen.target import SCALAR, detected_isa, get_target, host_isa
+
+    monkeypatch.setenv("NPAS_ISA", "scalar")
+    assert get_target("host").isa is SCALAR
+    monkeypatch.delenv("NPAS_ISA")
+    assert host_isa() is detected_isa() and get_target("host").isa is detected_isa()
