@@ -137,12 +137,12 @@ def _conv_kernel_sizes(path: Path) -> dict[str, tuple[int, int]]:
     return out
 
 
-def _mixed_resnet50() -> Path:
+def _mixed_resnet50(size: int | None = None) -> Path:
     """ResNet-50 with its 3x3 convs pattern-pruned at 6x and its 1x1 convs block-punched at 5x."""
-    out = WORK / "resnet50-pattern6-bp5.onnx"
+    out = WORK / f"resnet50-pattern6-bp5{f'-{size}' if size else ''}.onnx"
     if out.exists():
         return out
-    base = _pruned("resnet50", "pattern", 6.0)
+    base = _pruned("resnet50", "pattern", 6.0, size)
     assert base is not None
     model = onnx.load(str(base))
     for name, ks in _conv_kernel_sizes(base).items():
@@ -352,14 +352,7 @@ def arm64_instructions() -> str:
             rows.append(line)
     # ResNet-50 end to end: 3x3 pattern 6x + 1x1 block-punched 5x against the dense model.
     dense_path = _dense_model("resnet50", ARM64_SIZE)
-    base = _pruned("resnet50", "pattern", 6.0, ARM64_SIZE)
-    assert base is not None
-    model = onnx.load(str(base))
-    for layer, ks in _conv_kernel_sizes(base).items():
-        if ks == (1, 1):
-            model = npas.prune_onnx(model, scheme="block-punched", rate=5.0, layers=layer).model
-    mixed = WORK / f"resnet50-pattern6-bp5-{ARM64_SIZE}.onnx"
-    onnx.save(model, str(mixed))
+    mixed = _mixed_resnet50(ARM64_SIZE)
     dense = _compile(dense_path, target="arm64")
     feeds = dense.random_inputs()
     d = counted(dense, feeds)[0].per_inference

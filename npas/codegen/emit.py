@@ -339,7 +339,6 @@ class Emitted:
     inputs: list[tuple[str, tuple[int, ...]]]
     outputs: list[tuple[str, tuple[int, ...]]]
     scratch_bytes_per_thread: int
-    cl_program: str | None = None  # OpenCL targets: the whole program (prelude + kernels)
 
     @property
     def kernel_units(self) -> list[str]:
@@ -375,7 +374,11 @@ class Emitted:
             "weights_hash": self.weights_hash,
             "macs": self.macs,
             "kernel_units": self.kernel_units,
-            **({"fp16_storage": self.target.fp16_storage} if self.cl_program is not None else {}),
+            **(
+                {"fp16_storage": self.target.fp16_storage}
+                if self.target.template_dir == "opencl"
+                else {}
+            ),
         }
 
 
@@ -622,7 +625,6 @@ def emit(
         inputs=inputs_sig,
         outputs=outputs_sig,
         scratch_bytes_per_thread=scratch,
-        cl_program=None if cl is None else "\n".join(cl["sources"]),
     )
 
 
@@ -644,12 +646,10 @@ def _cl_program(layers: Sequence[EmittedLayer], target: Target) -> dict[str, Any
         if el.cl.function not in seen:
             seen.add(el.cl.function)
             sources.append(el.cl.source)
-        local = el.cl.local_size or (0,) * len(el.cl.global_size)
+        # Unused dimensions are 1; local (0, 0, 0) leaves the work-group size to the driver.
         pad = (1,) * (3 - len(el.cl.global_size))
-        launches.append(
-            (el.cl.function, len(el.cl.global_size), (*el.cl.global_size, *pad),
-             (*local, *((1,) * (3 - len(local)))) if el.cl.local_size else (0, 0, 0))
-        )  # fmt: skip
+        local = (*el.cl.local_size, *pad) if el.cl.local_size else (0, 0, 0)
+        launches.append((el.cl.function, len(el.cl.global_size), (*el.cl.global_size, *pad), local))
     for text in sources:
         if _RAW_END in text:
             raise ModelError(f"OpenCL source contains {_RAW_END!r}, which ends a raw literal")

@@ -154,6 +154,7 @@ struct npas_model {
 
   // LayerArgs hold raw pointers into the arena, weights and scratch: rebuilt whenever one moves.
   void build_args() {
+    if (d.opencl != nullptr) return;  // OpenCL layers bind device buffers, not LayerArgs
     args.assign(d.num_layers, npas::LayerArgs{});
     for (int i = 0; i < d.num_layers; ++i) {
       const npas::LayerDesc& l = d.layers[i];
@@ -195,7 +196,8 @@ NPAS_EXPORT npas_model* npas_model_create(const char* weights_path, const npas_o
   try {
     std::unique_ptr<npas_model> m(new npas_model);
     if (!load_weights(d, weights_path, &m->weights)) return nullptr;
-    m->arena = aligned_bytes(static_cast<std::size_t>(d.arena_bytes));
+    // OpenCL models keep their activations on the device: no host arena.
+    m->arena = aligned_bytes(d.opencl != nullptr ? 0 : static_cast<std::size_t>(d.arena_bytes));
     m->layer_ms.assign(d.num_layers, 0.0);
     m->profile = options != nullptr ? profile_bits(options->profile) : 0;
     m->set_threads(options != nullptr ? options->threads : 1);
@@ -208,8 +210,6 @@ NPAS_EXPORT npas_model* npas_model_create(const char* weights_path, const npas_o
         set_error("%s", error.c_str());
         return nullptr;
       }
-      m->arena.reset();  // activations live on the device
-      m->arena = aligned_bytes(0);
       m->device_info = "opencl: " + m->cl->info();
 #else
       set_error("this model has OpenCL kernels but its executor was built without NPAS_OPENCL");

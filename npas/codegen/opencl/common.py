@@ -56,8 +56,9 @@ def round_up(n: int, m: int) -> int:
 
 def global_1d(n: int, group: int = DEFAULT_GROUP) -> tuple[tuple[int], tuple[int]]:
     """(global, local) sizes of a 1-D launch over n work-items; the kernel guards gid >= n."""
-    group = max(1, min(group, round_up(max(n, 1), 1)))
-    return (round_up(max(n, 1), group),), (group,)
+    n = max(int(n), 1)
+    group = max(1, min(group, n))
+    return (round_up(n, group),), (group,)
 
 
 # ---- activations ----
