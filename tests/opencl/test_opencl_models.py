@@ -102,7 +102,7 @@ def test_zoo_model_fp16_storage_within_its_bound(name: str) -> None:
 # ---- the program-binary cache ----
 
 
-def _relu_graph(scale: float = 1.0):
+def _relu_graph():  # a (layer, graph) pair
     return H.one_layer_graph(Op.RELU, [("x", (1, 3, 5, 7))], [("y", (1, 3, 5, 7))])
 
 
